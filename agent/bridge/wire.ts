@@ -1,0 +1,120 @@
+/**
+ * The binary format of one encoded frame on the bridge WebSocket (page worker → agent).
+ *
+ * Shared by the page's transform worker (which encodes) and the agent (which decodes), so it must stay
+ * free of DOM and Node APIs. A fixed little-endian header keeps the per-frame cost to a few DataView calls;
+ * the payload is the frame's bytes exactly as the RTCEncodedVideoFrame/AudioFrame held them.
+ *
+ * | offset | type | field |
+ * |---|---|---|
+ * | 0  | u8  | version (1) |
+ * | 1  | u8  | kind: 1 video, 2 audio |
+ * | 2  | u8  | flags: bit 0 key frame |
+ * | 3  | u8  | codec: 1 H.264, 2 Opus, 0 anything else (rejected by the agent, counted) |
+ * | 4  | u32 | RTP timestamp |
+ * | 8  | f64 | receive time, Unix epoch milliseconds (converted in the worker) |
+ * | 16 | u32 | SSRC |
+ * | 20 | u16 | width (0 when unknown, e.g. on delta frames) |
+ * | 22 | u16 | height |
+ * | 24 | u32 | sequence number per track connection, from 0 (gaps = frames lost before the agent) |
+ * | 28 | u32 | payload length (must equal the bytes that follow) |
+ * | 32 | …   | payload |
+ */
+export const WIRE_VERSION = 1;
+export const FRAME_HEADER_BYTES = 32;
+/** Frames bigger than this are refused: no sane 1080p H.264 frame comes near it. */
+export const MAX_FRAME_PAYLOAD_BYTES = 4 * 1024 * 1024;
+
+export type TrackKind = 'video' | 'audio';
+export type FrameCodec = 'h264' | 'opus' | 'other';
+
+export interface FrameHeader {
+  kind: TrackKind;
+  key: boolean;
+  codec: FrameCodec;
+  rtpTimestamp: number;
+  receiveTimeMs: number;
+  ssrc: number;
+  width: number;
+  height: number;
+  seq: number;
+}
+
+export interface WireFrame {
+  header: FrameHeader;
+  payload: Uint8Array;
+}
+
+const KIND_CODES: Record<TrackKind, number> = { video: 1, audio: 2 };
+const CODEC_CODES: Record<FrameCodec, number> = { other: 0, h264: 1, opus: 2 };
+
+/** Maps a WebRTC mimeType (`video/H264`, `audio/opus`) to the codec field. */
+export function codecFromMimeType(mimeType: string | undefined): FrameCodec {
+  const m = (mimeType ?? '').toLowerCase();
+  if (m === 'video/h264') return 'h264';
+  if (m === 'audio/opus') return 'opus';
+  return 'other';
+}
+
+export function encodeFrame(header: FrameHeader, payload: ArrayBuffer | Uint8Array): ArrayBuffer {
+  const body = payload instanceof Uint8Array ? payload : new Uint8Array(payload);
+  const out = new ArrayBuffer(FRAME_HEADER_BYTES + body.byteLength);
+  const view = new DataView(out);
+  view.setUint8(0, WIRE_VERSION);
+  view.setUint8(1, KIND_CODES[header.kind]);
+  view.setUint8(2, header.key ? 1 : 0);
+  view.setUint8(3, CODEC_CODES[header.codec]);
+  view.setUint32(4, header.rtpTimestamp >>> 0, true);
+  view.setFloat64(8, header.receiveTimeMs, true);
+  view.setUint32(16, header.ssrc >>> 0, true);
+  view.setUint16(20, Math.min(header.width, 0xffff), true);
+  view.setUint16(22, Math.min(header.height, 0xffff), true);
+  view.setUint32(24, header.seq >>> 0, true);
+  view.setUint32(28, body.byteLength, true);
+  new Uint8Array(out, FRAME_HEADER_BYTES).set(body);
+  return out;
+}
+
+export type DecodeResult = { ok: true; frame: WireFrame } | { ok: false; reason: string };
+
+/** Decodes and validates one message; never throws, so a hostile or broken sender cannot crash the reader. */
+export function decodeFrame(data: Uint8Array): DecodeResult {
+  if (data.byteLength < FRAME_HEADER_BYTES) return { ok: false, reason: 'shorter than the frame header' };
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const version = view.getUint8(0);
+  if (version !== WIRE_VERSION) return { ok: false, reason: `unsupported wire version ${version}` };
+  const kindCode = view.getUint8(1);
+  const kind: TrackKind | undefined = kindCode === 1 ? 'video' : kindCode === 2 ? 'audio' : undefined;
+  if (!kind) return { ok: false, reason: `unknown track kind ${kindCode}` };
+  const codecCode = view.getUint8(3);
+  const codec: FrameCodec | undefined =
+    codecCode === 1 ? 'h264' : codecCode === 2 ? 'opus' : codecCode === 0 ? 'other' : undefined;
+  if (!codec) return { ok: false, reason: `unknown codec ${codecCode}` };
+  const receiveTimeMs = view.getFloat64(8, true);
+  if (!Number.isFinite(receiveTimeMs) || receiveTimeMs <= 0) {
+    return { ok: false, reason: 'receive time is not a positive finite number' };
+  }
+  const length = view.getUint32(28, true);
+  if (length !== data.byteLength - FRAME_HEADER_BYTES) {
+    return { ok: false, reason: `payload length ${length} does not match ${data.byteLength - FRAME_HEADER_BYTES}` };
+  }
+  if (length === 0) return { ok: false, reason: 'empty payload' };
+  if (length > MAX_FRAME_PAYLOAD_BYTES) return { ok: false, reason: `payload of ${length} bytes is too large` };
+  return {
+    ok: true,
+    frame: {
+      header: {
+        kind,
+        key: (view.getUint8(2) & 1) === 1,
+        codec,
+        rtpTimestamp: view.getUint32(4, true),
+        receiveTimeMs,
+        ssrc: view.getUint32(16, true),
+        width: view.getUint16(20, true),
+        height: view.getUint16(22, true),
+        seq: view.getUint32(24, true),
+      },
+      payload: data.subarray(FRAME_HEADER_BYTES),
+    },
+  };
+}

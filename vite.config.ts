@@ -1,0 +1,24 @@
+import { resolve } from 'node:path';
+import { defineConfig } from 'vite';
+
+/**
+ * Builds the two browser bundles: the agent's viewer page (`page/`) and the reference master page
+ * (`WebRTC/`). Both must work offline, so every dependency is bundled; nothing loads from a CDN.
+ */
+export default defineConfig({
+  root: import.meta.dirname,
+  base: './',
+  build: {
+    outDir: 'dist/web',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+    rollupOptions: {
+      input: {
+        page: resolve(import.meta.dirname, 'page/index.html'),
+        master: resolve(import.meta.dirname, 'WebRTC/index.html'),
+      },
+    },
+  },
+  worker: { format: 'es' },
+});
