@@ -1,0 +1,257 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/**
+ * The agent's one configuration: every option has an environment variable and a flag (flags win), a default
+ * and a description. It is validated once at start into an immutable object; everything else receives plain
+ * values from it.
+ */
+
+interface OptionSpec {
+  flag: string;
+  env: string;
+  /** `boolean` options take no value on the command line (`--headed`, `--no-headed`). */
+  type: 'string' | 'boolean';
+  description: string;
+  defaultText: string;
+}
+
+const OPTIONS = {
+  channel: {
+    flag: 'channel',
+    env: 'CHANNEL_NAME',
+    type: 'string',
+    description: 'Signaling channel to join as a viewer',
+    defaultText: 'webrtc-kvs-agent-channel',
+  },
+  stream: {
+    flag: 'stream',
+    env: 'STREAM_NAME',
+    type: 'string',
+    description: 'Kinesis video stream to record into (used by the kvssink sink and in file names)',
+    defaultText: 'webrtc-kvs-agent-stream',
+  },
+  region: {
+    flag: 'region',
+    env: 'AWS_REGION',
+    type: 'string',
+    description: 'AWS region',
+    defaultText: 'ap-northeast-1',
+  },
+  clientId: {
+    flag: 'client-id',
+    env: 'CLIENT_ID',
+    type: 'string',
+    description: 'Viewer client id (1-256 of [a-zA-Z0-9_.-], not starting with AWS_)',
+    defaultText: 'viewer-<timestamp>',
+  },
+  endpoint: {
+    flag: 'endpoint',
+    env: 'KVS_ENDPOINT',
+    type: 'string',
+    description: 'Control-plane endpoint override, e.g. the local emulator http://127.0.0.1:4566',
+    defaultText: 'real AWS',
+  },
+  sink: {
+    flag: 'sink',
+    env: 'SINK',
+    type: 'string',
+    description: 'Where media goes: file (MPEG-TS segments)',
+    defaultText: 'file',
+  },
+  outputDir: {
+    flag: 'output-dir',
+    env: 'OUTPUT_DIR',
+    type: 'string',
+    description: 'Directory for the file sink',
+    defaultText: './recordings',
+  },
+  segmentSeconds: {
+    flag: 'segment-seconds',
+    env: 'SEGMENT_SECONDS',
+    type: 'string',
+    description: 'File sink: start a new file after this many seconds (at the next key frame)',
+    defaultText: '300',
+  },
+  keyframeIntervalMs: {
+    flag: 'keyframe-interval-ms',
+    env: 'KEYFRAME_INTERVAL_MS',
+    type: 'string',
+    description: 'Ask the master for a key frame when the last one is older than this',
+    defaultText: '2000',
+  },
+  durationSeconds: {
+    flag: 'duration',
+    env: 'DURATION_SECONDS',
+    type: 'string',
+    description: 'Stop cleanly after this many seconds of running',
+    defaultText: 'run until SIGINT/SIGTERM',
+  },
+  headed: {
+    flag: 'headed',
+    env: 'HEADED',
+    type: 'boolean',
+    description: 'Show the viewer browser window (needs a display)',
+    defaultText: 'false',
+  },
+  chromiumPath: {
+    flag: 'chromium-path',
+    env: 'CHROMIUM_PATH',
+    type: 'string',
+    description: 'Chromium binary (not the /usr/bin/chromium wrapper script)',
+    defaultText: '/usr/lib/chromium/chromium',
+  },
+  gstLaunchPath: {
+    flag: 'gst-launch-path',
+    env: 'GST_LAUNCH_PATH',
+    type: 'string',
+    description: 'gst-launch-1.0 binary',
+    defaultText: 'gst-launch-1.0',
+  },
+  webRoot: {
+    flag: 'web-root',
+    env: 'WEB_ROOT',
+    type: 'string',
+    description: 'Built viewer page (vite build output)',
+    defaultText: 'dist/web',
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    type: 'string',
+    description: 'trace, debug, info, warn, error',
+    defaultText: 'info',
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+type OptionKey = keyof typeof OPTIONS;
+
+const clientIdPattern = /^(?!AWS_)[a-zA-Z0-9_.-]{1,256}$/;
+
+const intFromString = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const schema = z
+  .object({
+    channel: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]{1,256}$/, { error: 'must be 1-256 characters of a-z A-Z 0-9 _ . -' })
+      .default('webrtc-kvs-agent-channel'),
+    stream: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]{1,256}$/, { error: 'must be 1-256 characters of a-z A-Z 0-9 _ . -' })
+      .default('webrtc-kvs-agent-stream'),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'must look like ap-northeast-1' })
+      .default('ap-northeast-1'),
+    clientId: z
+      .string()
+      .regex(clientIdPattern, { error: 'must be 1-256 characters of a-z A-Z 0-9 _ . - and not start with AWS_' })
+      .optional(),
+    endpoint: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .transform((u) => u.replace(/\/+$/, ''))
+      .optional(),
+    sink: z.enum(['file'], { error: 'must be file' }).default('file'),
+    outputDir: z.string().min(1).default('./recordings'),
+    segmentSeconds: intFromString(1, 86_400).default(300),
+    keyframeIntervalMs: intFromString(500, 9_000).default(2000),
+    durationSeconds: intFromString(1, 365 * 86_400).optional(),
+    headed: z.boolean().default(false),
+    chromiumPath: z.string().min(1).default('/usr/lib/chromium/chromium'),
+    gstLaunchPath: z.string().min(1).default('gst-launch-1.0'),
+    webRoot: z.string().min(1).default('dist/web'),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  })
+  .strict();
+
+export type AgentConfig = Readonly<Omit<z.infer<typeof schema>, 'clientId'> & { clientId: string }>;
+
+const BOOLEAN_TRUE = new Set(['1', 'true', 'yes', 'on']);
+const BOOLEAN_FALSE = new Set(['0', 'false', 'no', 'off', '']);
+
+/** Reads flags and environment into a validated config, or throws ConfigError naming the field. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now = new Date()): AgentConfig {
+  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const spec of Object.values(OPTIONS)) {
+    parseOptions[spec.flag] = { type: spec.type };
+    if (spec.type === 'boolean') parseOptions[`no-${spec.flag}`] = { type: 'boolean' };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError(`${err instanceof Error ? err.message : String(err)} (see --help)`);
+  }
+
+  const raw: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(OPTIONS) as [OptionKey, OptionSpec][]) {
+    const fromFlag = values[spec.flag];
+    const negated = spec.type === 'boolean' ? values[`no-${spec.flag}`] : undefined;
+    const fromEnv = env[spec.env];
+    if (spec.type === 'boolean') {
+      if (fromFlag === true) raw[key] = true;
+      else if (negated === true) raw[key] = false;
+      else if (fromEnv !== undefined) {
+        const v = fromEnv.trim().toLowerCase();
+        if (BOOLEAN_TRUE.has(v)) raw[key] = true;
+        else if (BOOLEAN_FALSE.has(v)) raw[key] = false;
+        else throw new ConfigError(`${spec.env}: must be true or false, got "${fromEnv}"`, spec.env);
+      }
+    } else if (typeof fromFlag === 'string') {
+      raw[key] = fromFlag;
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw[key] = fromEnv;
+    }
+  }
+
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = (issue?.path[0] as OptionKey | undefined) ?? 'channel';
+    const spec: OptionSpec = OPTIONS[key];
+    const source = typeof values[spec.flag] === 'string' ? `--${spec.flag}` : spec.env;
+    throw new ConfigError(`${source}: ${issue?.message ?? 'invalid value'}`, source);
+  }
+  const { clientId, ...rest } = parsed.data;
+  return Object.freeze({ ...rest, clientId: clientId ?? `viewer-${now.getTime()}` });
+}
+
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+/** The `--help` text, generated from the same table the parser uses so the two cannot drift apart. */
+export function helpText(): string {
+  const rows = Object.values(OPTIONS).map((o: OptionSpec) => {
+    const flag = o.type === 'boolean' ? `--${o.flag}` : `--${o.flag} <value>`;
+    return `  ${flag.padEnd(30)} ${o.env.padEnd(22)} ${o.description} (default: ${o.defaultText})`;
+  });
+  return [
+    'Usage: webrtc-kvs-agent [options]',
+    '',
+    'Joins a Kinesis Video Streams signaling channel as a viewer and records the master’s H.264 + Opus',
+    '(Opus converted to AAC). Credentials come from the standard AWS chain (env, ECS task role, SSO, profile).',
+    '',
+    `  ${'flag'.padEnd(30)} ${'environment'.padEnd(22)} description`,
+    ...rows,
+    `  ${'--help'.padEnd(30)} ${''.padEnd(22)} Show this text`,
+    '',
+  ].join('\n');
+}
+
+/** Rows for the README configuration table. */
+export function optionTable(): Array<{ flag: string; env: string; description: string; default: string }> {
+  return Object.values(OPTIONS).map((o: OptionSpec) => ({
+    flag: `--${o.flag}`,
+    env: o.env,
+    description: o.description,
+    default: o.defaultText,
+  }));
+}
