@@ -1,0 +1,245 @@
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { ChannelDiscovery, type ChannelEndpoints } from './aws/discovery.js';
+import { SignalingPresigner } from './aws/presigner.js';
+import { BridgeServer } from './bridge/bridgeServer.js';
+import type { PageToAgent } from './bridge/controlProtocol.js';
+import { ViewerBrowser } from './browser/viewerBrowser.js';
+import type { AgentConfig } from './config.js';
+import { errorMessage } from './errors.js';
+import type { Logger } from './log.js';
+import { RecordingPipeline } from './recording/recordingPipeline.js';
+import type { RecordingSummary } from './recording/recordingStats.js';
+import { BackoffPolicy, type RestartPolicy } from './recording/restartPolicy.js';
+import type { SinkSpec } from './sink/pipeline.js';
+
+export interface AgentDependencies {
+  config: AgentConfig;
+  logger: Logger;
+  credentials: AwsCredentialIdentityProvider;
+  browserRestartPolicy?: RestartPolicy;
+  pipelineRestartPolicy?: RestartPolicy;
+}
+
+/**
+ * Owns one recording session: discovery → bridge server → viewer Chromium → recording pipeline. Children are
+ * restarted here, by policy; process signals and exit codes belong to main.ts.
+ */
+export class Agent {
+  readonly #config: AgentConfig;
+  readonly #log: Logger;
+  readonly #credentials: AwsCredentialIdentityProvider;
+  readonly #browserPolicy: RestartPolicy;
+  readonly #pipelinePolicy: RestartPolicy;
+  #discovery: ChannelDiscovery | undefined;
+  #channel: ChannelEndpoints | undefined;
+  #presigner: SignalingPresigner | undefined;
+  #bridge: BridgeServer | undefined;
+  #browser: ViewerBrowser | undefined;
+  #pipeline: RecordingPipeline | undefined;
+  readonly #summaries: RecordingSummary[] = [];
+  #stopping = false;
+  #browserFailures = { attempt: 0, since: 0 };
+  #pipelineFailures = { attempt: 0, since: 0 };
+  #lastState = '';
+  #fatal: ((err: Error) => void) | undefined;
+
+  constructor(deps: AgentDependencies) {
+    this.#config = deps.config;
+    this.#log = deps.logger;
+    this.#credentials = deps.credentials;
+    this.#browserPolicy = deps.browserRestartPolicy ?? new BackoffPolicy();
+    this.#pipelinePolicy = deps.pipelineRestartPolicy ?? new BackoffPolicy();
+  }
+
+  /** Called when the agent cannot go on (a child failed beyond its restart policy). */
+  onFatal(handler: (err: Error) => void): void {
+    this.#fatal = handler;
+  }
+
+  async start(): Promise<void> {
+    const config = this.#config;
+    this.#discovery = new ChannelDiscovery({
+      region: config.region,
+      endpoint: config.endpoint,
+      credentials: this.#credentials,
+    });
+    this.#channel = await this.#discovery.describeChannel(config.channel);
+    this.#log.info({ channelARN: this.#channel.channelARN, wss: this.#channel.wssEndpoint }, 'channel found');
+    this.#presigner = new SignalingPresigner({
+      region: config.region,
+      credentials: this.#credentials,
+      allowedEndpoint: this.#channel.wssEndpoint,
+      channelARN: this.#channel.channelARN,
+    });
+
+    const bridge = new BridgeServer({ webRoot: config.webRoot, logger: this.#log.child({ component: 'bridge' }) });
+    this.#bridge = bridge;
+    bridge.on('control', (msg) => this.#onControl(msg));
+    bridge.on('frame', (frame) => this.#pipeline?.push(frame));
+    bridge.on('track-open', (kind) => this.#log.info({ kind }, 'track connected'));
+    bridge.on('track-closed', (kind) => this.#log.info({ kind }, 'track disconnected'));
+    await bridge.listen();
+
+    this.#startPipeline();
+    await this.#startBrowser();
+  }
+
+  #sinkSpec(): SinkSpec {
+    return {
+      kind: 'file',
+      directory: this.#config.outputDir,
+      filePrefix: this.#config.stream,
+      segmentSeconds: this.#config.segmentSeconds,
+    };
+  }
+
+  #startPipeline(): void {
+    const pipeline = new RecordingPipeline({
+      sink: this.#sinkSpec(),
+      gstLaunchPath: this.#config.gstLaunchPath,
+      logger: this.#log.child({ component: 'pipeline' }),
+    });
+    this.#pipeline = pipeline;
+    pipeline.on('keyframe-needed', () => this.#bridge?.requestKeyFrame());
+    pipeline.on('failed', (err) => void this.#onPipelineFailed(pipeline, err));
+    // A new run starts on a key frame: ask for one rather than wait for the worker's timer.
+    this.#bridge?.requestKeyFrame();
+  }
+
+  async #onPipelineFailed(pipeline: RecordingPipeline, err: Error): Promise<void> {
+    if (this.#pipeline !== pipeline || this.#stopping) return;
+    this.#pipeline = undefined;
+    this.#summaries.push(await pipeline.close());
+    const now = Date.now();
+    if (this.#pipelineFailures.attempt === 0) this.#pipelineFailures.since = now;
+    this.#pipelineFailures.attempt++;
+    const delay = this.#pipelinePolicy.nextRetryDelayMs({
+      attempt: this.#pipelineFailures.attempt,
+      elapsedMs: now - this.#pipelineFailures.since,
+      error: err,
+    });
+    if (delay === null) return this.#fatal?.(err);
+    this.#log.warn({ delayMs: delay, attempt: this.#pipelineFailures.attempt }, 'restarting the recording pipeline');
+    setTimeout(() => {
+      if (!this.#stopping) this.#startPipeline();
+    }, delay);
+  }
+
+  async #startBrowser(): Promise<void> {
+    const bridge = this.#bridge;
+    if (!bridge) return;
+    const browser = new ViewerBrowser({
+      executablePath: this.#config.chromiumPath,
+      url: bridge.pageUrl,
+      headed: this.#config.headed,
+      logger: this.#log.child({ component: 'chromium' }),
+    });
+    this.#browser = browser;
+    browser.on('died', (err) => void this.#onBrowserDied(browser, err));
+    await browser.start();
+  }
+
+  async #onBrowserDied(browser: ViewerBrowser, err: Error): Promise<void> {
+    if (this.#browser !== browser || this.#stopping) return;
+    this.#log.error({ err: errorMessage(err) }, 'viewer browser died');
+    await browser.close();
+    const now = Date.now();
+    if (this.#browserFailures.attempt === 0) this.#browserFailures.since = now;
+    this.#browserFailures.attempt++;
+    const delay = this.#browserPolicy.nextRetryDelayMs({
+      attempt: this.#browserFailures.attempt,
+      elapsedMs: now - this.#browserFailures.since,
+      error: err,
+    });
+    if (delay === null) return this.#fatal?.(err);
+    setTimeout(() => {
+      if (this.#stopping) return;
+      this.#startBrowser().catch((e: unknown) => void this.#onBrowserDied(browser, e as Error));
+    }, delay);
+  }
+
+  #onControl(msg: PageToAgent): void {
+    const page = this.#log.child({ component: 'page' });
+    switch (msg.type) {
+      case 'hello':
+        void this.#sendConfig();
+        return;
+      case 'presign':
+        void this.#presign(msg.id, msg.endpoint, msg.queryParams, msg.date);
+        return;
+      case 'state': {
+        const key = `${msg.signaling}/${msg.peer}/${msg.ice}`;
+        if (key !== this.#lastState) {
+          this.#lastState = key;
+          page.info({ signaling: msg.signaling, peer: msg.peer, ice: msg.ice }, 'viewer state');
+          if (msg.peer === 'connected') {
+            this.#browserFailures.attempt = 0;
+          }
+        }
+        return;
+      }
+      case 'stats':
+        page.debug({ video: msg.video, audio: msg.audio }, 'viewer stats');
+        return;
+      case 'signaling-event':
+        page.warn({ event: msg.event, detail: msg.detail }, 'signaling event');
+        return;
+      case 'log':
+        page[msg.level]({ ...msg.data }, msg.msg);
+        return;
+    }
+  }
+
+  async #sendConfig(): Promise<void> {
+    const channel = this.#channel;
+    const bridge = this.#bridge;
+    if (!channel || !bridge || !this.#discovery) return;
+    try {
+      // Fetched per (re)connection: TURN credentials live about five minutes.
+      const iceServers = await this.#discovery.iceServers(channel, this.#config.clientId);
+      bridge.sendControl({
+        type: 'config',
+        session: this.#config.clientId,
+        channelARN: channel.channelARN,
+        channelEndpoint: channel.wssEndpoint,
+        region: this.#config.region,
+        clientId: this.#config.clientId,
+        iceServers,
+        keyframeIntervalMs: this.#config.keyframeIntervalMs,
+        frameUrl: bridge.frameUrl,
+      });
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err) }, 'could not get ICE servers for the viewer');
+    }
+  }
+
+  async #presign(id: number, endpoint: string, query: Record<string, string>, date?: number): Promise<void> {
+    try {
+      const url = await this.#presigner!.presign(endpoint, query, date === undefined ? undefined : new Date(date));
+      this.#bridge?.sendControl({ type: 'presigned', id, url });
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err) }, 'presign refused');
+      this.#bridge?.sendControl({ type: 'presign-failed', id, message: errorMessage(err) });
+    }
+  }
+
+  /**
+   * Teardown order: refuse new frames → finish the recording (EOS through gst) → close Chromium → close the
+   * server. Idempotent.
+   */
+  async stop(): Promise<RecordingSummary[]> {
+    if (this.#stopping) return this.#summaries;
+    this.#stopping = true;
+    this.#bridge?.stopAcceptingFrames();
+    this.#bridge?.sendControl({ type: 'stop' });
+    if (this.#pipeline) this.#summaries.push(await this.#pipeline.close());
+    await this.#browser?.close();
+    await this.#bridge?.close();
+    this.#discovery?.destroy();
+    return this.#summaries;
+  }
+
+  bridgeStats(): ReturnType<BridgeServer['stats']> | undefined {
+    return this.#bridge?.stats();
+  }
+}

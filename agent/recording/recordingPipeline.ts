@@ -1,0 +1,164 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { WireFrame } from '../bridge/wire.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { MatroskaStreamMuxer } from '../media/muxer.js';
+import { MediaTimeline, type TimedFrame } from '../media/timeline.js';
+import { GstProcess } from '../sink/gstProcess.js';
+import { buildPipelineArgs, type SinkSpec } from '../sink/pipeline.js';
+import { TypedEmitter } from '../typedEmitter.js';
+import { RecordingStats, type RecordingSummary } from './recordingStats.js';
+
+/** How long to wait for a first audio frame after the first key frame before recording video only. */
+const AUDIO_GRACE_MS = 1000;
+/** Frames held while GStreamer starts (≈ 10 s at 30 fps + 50 audio packets/s). */
+const MAX_PENDING_FRAMES = 1000;
+
+export interface PipelineEvents extends Record<string, unknown[]> {
+  /** The pipeline cannot go on (gst died, the pipe stalled); the owner decides what comes next. */
+  failed: [Error];
+  /** A key frame would help (recording started, frames were dropped). */
+  'keyframe-needed': [];
+}
+
+export interface RecordingPipelineOptions {
+  sink: SinkSpec;
+  gstLaunchPath: string;
+  logger: Logger;
+  stallTimeoutMs?: number;
+}
+
+/**
+ * One recording run: timeline → muxer → GStreamer. Waits for the first video key frame, decides whether
+ * there is audio, starts gst, then streams. It never restarts itself; a failure ends the run with `failed`.
+ */
+export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
+  readonly #options: RecordingPipelineOptions;
+  readonly #log: Logger;
+  readonly #timeline = new MediaTimeline();
+  readonly stats = new RecordingStats();
+  #state: 'waiting' | 'starting' | 'running' | 'closing' | 'closed' = 'waiting';
+  #pending: TimedFrame[] = [];
+  #sawAudio = false;
+  #firstKeyAtMs: number | null = null;
+  #gst: GstProcess | undefined;
+  #muxer: MatroskaStreamMuxer | undefined;
+  #files: string[] = [];
+  #closing: Promise<RecordingSummary> | undefined;
+
+  constructor(options: RecordingPipelineOptions) {
+    super();
+    this.#options = options;
+    this.#log = options.logger;
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  timelineStats(): ReturnType<MediaTimeline['stats']> {
+    return this.#timeline.stats();
+  }
+
+  push(frame: WireFrame): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const timed = this.#timeline.push(frame);
+    if (!timed) return;
+    const now = Date.now();
+    if (this.#state === 'running') {
+      this.#write(timed, now);
+      return;
+    }
+    if (this.#pending.length >= MAX_PENDING_FRAMES) {
+      this.#fail(new Error(`GStreamer did not start while ${MAX_PENDING_FRAMES} frames were waiting`));
+      return;
+    }
+    this.#pending.push(timed);
+    if (timed.kind === 'audio') this.#sawAudio = true;
+    this.#firstKeyAtMs ??= now;
+    if (this.#state === 'waiting' && (this.#sawAudio || now - this.#firstKeyAtMs >= AUDIO_GRACE_MS)) {
+      this.#state = 'starting';
+      this.#start(this.#sawAudio).catch((err: unknown) => this.#fail(err));
+    }
+  }
+
+  async #start(hasAudio: boolean): Promise<void> {
+    const sink = await this.#prepareSink();
+    const args = buildPipelineArgs(sink, { hasAudio });
+    this.#log.info({ hasAudio, sink: sink.kind, args: args.join(' ') }, 'starting GStreamer');
+    const gst = new GstProcess({ args, gstLaunchPath: this.#options.gstLaunchPath, logger: this.#log.child({ child: 'gst' }) });
+    this.#gst = gst;
+    gst.on('died', (err) => this.#fail(err));
+    await gst.start();
+    if (this.#state !== 'starting') return;
+    const muxer = new MatroskaStreamMuxer({
+      hasAudio,
+      output: gst.stdin,
+      logger: this.#log.child({ component: 'muxer' }),
+      ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
+    });
+    this.#muxer = muxer;
+    muxer.on('stalled', (info) => this.#fail(new Error(`GStreamer stopped reading its input: ${JSON.stringify(info)}`)));
+    muxer.on('overflow', ({ dropped }) => {
+      this.#log.warn({ dropped }, 'muxer queue overflowed: frames dropped until the next key frame');
+      this.safeEmit('keyframe-needed');
+    });
+    await muxer.start();
+    this.stats.startedAt = new Date();
+    this.#state = 'running';
+    const now = Date.now();
+    for (const frame of this.#pending) {
+      if (frame.kind === 'audio' && !hasAudio) continue;
+      this.#write(frame, now);
+    }
+    this.#pending = [];
+    this.#log.info({ hasAudio }, 'recording');
+  }
+
+  #write(frame: TimedFrame, now: number): void {
+    if (!this.#muxer) return;
+    this.stats.record(frame, now);
+    this.#muxer.write(frame);
+  }
+
+  async #prepareSink(): Promise<SinkSpec> {
+    const sink = this.#options.sink;
+    if (sink.kind === 'file') {
+      await mkdir(sink.directory, { recursive: true });
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      const prefix = `${sink.filePrefix}_${stamp}`;
+      this.#files.push(join(sink.directory, `${prefix}_*.ts`));
+      return { ...sink, filePrefix: prefix };
+    }
+    return sink;
+  }
+
+  #fail(err: unknown): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.#log.error({ err: errorMessage(error) }, 'recording pipeline failed');
+    this.safeEmit('failed', error);
+  }
+
+  /** Graceful end: flush the muxer, EOS through gst so the file is finished, wait for gst to exit. */
+  close(): Promise<RecordingSummary> {
+    this.#closing ??= this.#doClose();
+    return this.#closing;
+  }
+
+  async #doClose(): Promise<RecordingSummary> {
+    this.#state = 'closing';
+    try {
+      if (this.#muxer) await this.#muxer.finish();
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err) }, 'muxer did not finish cleanly');
+    }
+    if (this.#gst) {
+      const exit = await this.#gst.close({ timeoutMs: 20_000 });
+      this.#log.info({ ...exit }, 'GStreamer finished');
+    }
+    this.#state = 'closed';
+    return this.stats.summary(this.#files);
+  }
+}
