@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { lineSplitter } from '../../agent/log.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+export interface AgentLogLine {
+  level: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface AgentProcess {
+  readonly child: ChildProcess;
+  readonly lines: AgentLogLine[];
+  readonly stderr: string[];
+  /** Resolves with the first log line matching `predicate`; rejects on timeout or exit. */
+  waitForLog(predicate: (line: AgentLogLine) => boolean, timeoutMs: number): Promise<AgentLogLine>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Runs the real agent (`agent/main.ts` through tsx) as a child in its own process group, the way a user runs
+ * it, and collects its JSON log lines.
+ */
+export function spawnAgent(options: {
+  args: string[];
+  env: Record<string, string>;
+  onLine?: (line: AgentLogLine) => void;
+}): AgentProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const lines: AgentLogLine[] = [];
+  const stderr: string[] = [];
+  const waiters = new Set<{ predicate: (l: AgentLogLine) => boolean; resolve: (l: AgentLogLine) => void }>();
+  child.stdout?.on(
+    'data',
+    lineSplitter((text) => {
+      let line: AgentLogLine;
+      try {
+        line = JSON.parse(text) as AgentLogLine;
+      } catch {
+        line = { level: 'info', msg: text };
+      }
+      lines.push(line);
+      options.onLine?.(line);
+      for (const w of waiters) {
+        if (w.predicate(line)) {
+          waiters.delete(w);
+          w.resolve(line);
+        }
+      }
+    }),
+  );
+  child.stderr?.on(
+    'data',
+    lineSplitter((text) => {
+      stderr.push(text);
+      options.onLine?.({ level: 'stderr', msg: text });
+    }),
+  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    child.once('exit', (code, signal) => res({ code, signal })),
+  );
+  return {
+    child,
+    lines,
+    stderr,
+    exited,
+    waitForLog(predicate, timeoutMs) {
+      const found = lines.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise<AgentLogLine>((res, rej) => {
+        const waiter = {
+          predicate,
+          resolve: (l: AgentLogLine) => {
+            clearTimeout(timer);
+            res(l);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          rej(new Error(`agent did not log the expected line within ${timeoutMs} ms; last: ${lastLines(lines)}`));
+        }, timeoutMs);
+        waiters.add(waiter);
+        void exited.then(({ code, signal }) => {
+          if (!waiters.has(waiter)) return;
+          waiters.delete(waiter);
+          clearTimeout(timer);
+          rej(new Error(`agent exited (${code ?? signal}) before the expected line; last: ${lastLines(lines)} ${stderr.join('\n')}`));
+        });
+      });
+    },
+  };
+}
+
+function lastLines(lines: AgentLogLine[]): string {
+  return lines
+    .slice(-8)
+    .map((l) => `${l.level} ${l.msg}`)
+    .join(' | ');
+}
