@@ -1,0 +1,182 @@
+import type { TrackKind, WireFrame } from '../bridge/wire.js';
+import { RtpUnwrapper } from './rtpUnwrapper.js';
+
+/** A frame placed on the recording clock, ready for the muxer. */
+export interface TimedFrame {
+  kind: TrackKind;
+  key: boolean;
+  /** µs since the recording origin; strictly increasing per track, also after rounding to whole ms. */
+  timestampUs: number;
+  /** Payload as received: H.264 Annex B (SPS/PPS in-band on key frames) or one Opus packet. */
+  data: Uint8Array;
+  /** From the frame header; 0 on delta frames. */
+  width: number;
+  height: number;
+  /** Wall clock at the worker when the frame was received, for latency figures. */
+  receiveTimeMs: number;
+}
+
+export interface TrackTimelineStats {
+  accepted: number;
+  /** Video before the first key frame (or before the next one after a re-anchor). */
+  droppedBeforeKeyframe: number;
+  /** Frames whose time falls before the recording origin, or arrive before there is one. */
+  droppedBeforeOrigin: number;
+  /** Times the track was re-anchored on the receive clock (SSRC change or RTP/receive disagreement). */
+  reanchors: number;
+  ssrcChanges: number;
+  /** Frames whose codec is not the one this track records (video h264, audio opus). */
+  rejectedCodec: number;
+  /** Frames whose time had to be pushed forward to keep the track strictly monotonic. */
+  clampedNonMonotonic: number;
+}
+
+export type TimelineStats = Record<TrackKind, TrackTimelineStats>;
+
+export interface MediaTimelineOptions {
+  /** Re-anchor a track when its RTP-derived time and its receive time disagree by more than this. Default 5000. */
+  maxRtpJumpMs?: number;
+}
+
+const CLOCK_RATE: Record<TrackKind, number> = { video: 90_000, audio: 48_000 };
+const EXPECTED_CODEC: Record<TrackKind, string> = { video: 'h264', audio: 'opus' };
+
+interface TrackState {
+  ssrc: number | null;
+  readonly unwrapper: RtpUnwrapper;
+  anchorRtp: number;
+  anchorTimeMs: number;
+  /** Last output timestamp in whole ms, or null before the first output. */
+  lastOutMs: number | null;
+  /** Video only: waiting for a key frame before frames may pass. */
+  gated: boolean;
+  readonly stats: TrackTimelineStats;
+}
+
+function emptyStats(): TrackTimelineStats {
+  return {
+    accepted: 0,
+    droppedBeforeKeyframe: 0,
+    droppedBeforeOrigin: 0,
+    reanchors: 0,
+    ssrcChanges: 0,
+    rejectedCodec: 0,
+    clampedNonMonotonic: 0,
+  };
+}
+
+/**
+ * Places received frames on one recording clock.
+ *
+ * The two RTP clocks have unrelated random offsets and no RTCP mapping reaches us, so each track is anchored at
+ * its first frame's receive wall clock and advanced by RTP deltas (RTP keeps the sender's capture spacing, which
+ * receive times lose to jitter and the 64 Hz delivery tick). The recording origin is the first video key frame:
+ * nothing before it can be decoded.
+ */
+export class MediaTimeline {
+  readonly #maxRtpJumpMs: number;
+  readonly #tracks: Record<TrackKind, TrackState>;
+  /** Wall-clock ms of the recording origin, or null until the first video key frame. */
+  #originMs: number | null = null;
+
+  constructor(options: MediaTimelineOptions = {}) {
+    this.#maxRtpJumpMs = options.maxRtpJumpMs ?? 5000;
+    const track = (kind: TrackKind): TrackState => ({
+      ssrc: null,
+      unwrapper: new RtpUnwrapper(),
+      anchorRtp: 0,
+      anchorTimeMs: 0,
+      lastOutMs: null,
+      gated: kind === 'video',
+      stats: emptyStats(),
+    });
+    this.#tracks = { video: track('video'), audio: track('audio') };
+  }
+
+  /** True once the first video key frame has been seen (recording started). */
+  get started(): boolean {
+    return this.#originMs !== null;
+  }
+
+  /** Returns the frame placed on the recording clock, or null if dropped (reason counted in stats()). */
+  push(frame: WireFrame): TimedFrame | null {
+    const { header } = frame;
+    const track = this.#tracks[header.kind];
+    if (header.codec !== EXPECTED_CODEC[header.kind]) {
+      track.stats.rejectedCodec++;
+      return null;
+    }
+
+    if (track.ssrc !== header.ssrc) {
+      if (track.ssrc !== null) track.stats.ssrcChanges++;
+      this.#anchor(
+        track,
+        header.kind,
+        header.ssrc,
+        header.rtpTimestamp,
+        header.receiveTimeMs,
+        track.ssrc !== null,
+      );
+    }
+    const rtp = track.unwrapper.unwrap(header.rtpTimestamp);
+    let timeMs = track.anchorTimeMs + ((rtp - track.anchorRtp) * 1000) / CLOCK_RATE[header.kind];
+    if (Math.abs(timeMs - header.receiveTimeMs) > this.#maxRtpJumpMs) {
+      this.#anchor(track, header.kind, header.ssrc, header.rtpTimestamp, header.receiveTimeMs, true);
+      timeMs = header.receiveTimeMs;
+    }
+
+    if (header.kind === 'video' && track.gated) {
+      if (!header.key) {
+        track.stats.droppedBeforeKeyframe++;
+        return null;
+      }
+      track.gated = false;
+      this.#originMs ??= timeMs;
+    }
+    if (this.#originMs === null || timeMs < this.#originMs) {
+      track.stats.droppedBeforeOrigin++;
+      return null;
+    }
+
+    // Matroska stores whole milliseconds: two frames in the same ms would collide, so quantise first.
+    let outMs = Math.round(timeMs - this.#originMs);
+    if (track.lastOutMs !== null && outMs <= track.lastOutMs) {
+      outMs = track.lastOutMs + 1;
+      track.stats.clampedNonMonotonic++;
+    }
+    track.lastOutMs = outMs;
+    track.stats.accepted++;
+    return {
+      kind: header.kind,
+      key: header.key,
+      timestampUs: outMs * 1000,
+      data: frame.payload,
+      width: header.width,
+      height: header.height,
+      receiveTimeMs: header.receiveTimeMs,
+    };
+  }
+
+  #anchor(
+    track: TrackState,
+    kind: TrackKind,
+    ssrc: number,
+    rtpTimestamp: number,
+    receiveTimeMs: number,
+    isReanchor: boolean,
+  ): void {
+    track.ssrc = ssrc;
+    track.unwrapper.reset();
+    track.anchorRtp = track.unwrapper.unwrap(rtpTimestamp);
+    track.anchorTimeMs = receiveTimeMs;
+    if (isReanchor) {
+      track.stats.reanchors++;
+      // A new RTP stream (or a broken clock) means the decoder state is gone: wait for a fresh key frame.
+      if (kind === 'video') track.gated = true;
+    }
+  }
+
+  stats(): TimelineStats {
+    return { video: { ...this.#tracks.video.stats }, audio: { ...this.#tracks.audio.stats } };
+  }
+}

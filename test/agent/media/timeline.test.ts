@@ -1,0 +1,140 @@
+import { expect, test } from '@playwright/test';
+import type { FrameCodec, TrackKind, WireFrame } from '../../../agent/bridge/wire.js';
+import { MediaTimeline, type TimedFrame } from '../../../agent/media/timeline.js';
+
+const T0 = 1_700_000_000_000;
+
+function frame(
+  kind: TrackKind,
+  rtpTimestamp: number,
+  receiveTimeMs: number,
+  opts: { key?: boolean; ssrc?: number; codec?: FrameCodec } = {},
+): WireFrame {
+  return {
+    header: {
+      kind,
+      key: opts.key ?? kind === 'audio',
+      codec: opts.codec ?? (kind === 'video' ? 'h264' : 'opus'),
+      rtpTimestamp: rtpTimestamp >>> 0,
+      receiveTimeMs,
+      ssrc: opts.ssrc ?? (kind === 'video' ? 1111 : 2222),
+      width: 0,
+      height: 0,
+      seq: 0,
+    },
+    payload: new Uint8Array([1]),
+  };
+}
+
+test('video before the first key frame is dropped and the key frame is the origin', () => {
+  const tl = new MediaTimeline();
+  expect(tl.push(frame('video', 1000, T0))).toBeNull();
+  expect(tl.push(frame('video', 4000, T0 + 33))).toBeNull();
+  expect(tl.started).toBe(false);
+  const key = tl.push(frame('video', 7000, T0 + 66, { key: true }));
+  expect(tl.started).toBe(true);
+  expect(key?.timestampUs).toBe(0);
+  expect(tl.push(frame('video', 10000, T0 + 120))?.timestampUs).toBe(33_000);
+  const s = tl.stats().video;
+  expect(s.droppedBeforeKeyframe).toBe(2);
+  expect(s.accepted).toBe(2);
+});
+
+test('RTP wrap-around keeps time moving forward at the RTP rate', () => {
+  const tl = new MediaTimeline();
+  const start = 2 ** 32 - 3 * 3000;
+  const out: TimedFrame[] = [];
+  for (let i = 0; i < 10; i++) {
+    // Receive times jitter; the output follows RTP (3000 ticks = 33.3 ms).
+    const f = tl.push(frame('video', start + i * 3000, T0 + i * 33 + (i % 2) * 10, { key: i === 0 }));
+    out.push(f!);
+  }
+  expect(out.map((f) => f.timestampUs)).toEqual(
+    [0, 33, 67, 100, 133, 167, 200, 233, 267, 300].map((ms) => ms * 1000),
+  );
+  expect(tl.stats().video.reanchors).toBe(0);
+});
+
+test('output is strictly monotonic per track, in whole milliseconds, even with reordering and duplicates', () => {
+  const tl = new MediaTimeline();
+  tl.push(frame('video', 0, T0, { key: true }));
+  const rtps = [90, 45, 45, 180, 100, 270, 271, 272];
+  let last = 0;
+  for (const [i, rtp] of rtps.entries()) {
+    const f = tl.push(frame('video', rtp, T0 + i));
+    expect(f).not.toBeNull();
+    expect(f!.timestampUs % 1000).toBe(0);
+    expect(f!.timestampUs).toBeGreaterThan(last);
+    last = f!.timestampUs;
+  }
+  expect(tl.stats().video.clampedNonMonotonic).toBeGreaterThan(0);
+});
+
+test('audio and video with unrelated RTP offsets land where the wall clock says', () => {
+  const tl = new MediaTimeline();
+  const vOff = 3_123_456_789;
+  const aOff = 987_654;
+  // Audio starts 500 ms before video is received: those packets precede the origin and are dropped.
+  const frames: WireFrame[] = [];
+  for (let i = 0; i < 100; i++) frames.push(frame('audio', aOff + i * 960, T0 + i * 20 + 1));
+  for (let i = 0; i < 60; i++) {
+    frames.push(frame('video', vOff + i * 3000, T0 + 500 + i * (100 / 3), { key: i === 0 }));
+  }
+  frames.sort((a, b) => a.header.receiveTimeMs - b.header.receiveTimeMs);
+  const audioOut: TimedFrame[] = [];
+  const videoOut: TimedFrame[] = [];
+  for (const f of frames) {
+    const out = tl.push(f);
+    if (out) (out.kind === 'audio' ? audioOut : videoOut).push(out);
+  }
+  expect(tl.stats().audio.droppedBeforeOrigin).toBe(25);
+  // The audio packet received at T0+501 (RTP-derived T0+1+500) sits 1 ms after the origin at T0+500.
+  expect(audioOut[0]!.timestampUs).toBe(1000);
+  expect(audioOut[audioOut.length - 1]!.timestampUs).toBe((99 * 20 + 1 - 500) * 1000);
+  expect(videoOut[30]!.timestampUs).toBe(1000 * 1000);
+});
+
+test('audio that arrives before any video key frame is dropped, not queued', () => {
+  const tl = new MediaTimeline();
+  expect(tl.push(frame('audio', 0, T0))).toBeNull();
+  expect(tl.stats().audio.droppedBeforeOrigin).toBe(1);
+});
+
+test('an SSRC change re-anchors on the receive clock and waits for the next key frame', () => {
+  const tl = new MediaTimeline();
+  tl.push(frame('video', 1000, T0, { key: true }));
+  const before = tl.push(frame('video', 1000 + 90 * 1000, T0 + 1000));
+  expect(before?.timestampUs).toBe(1_000_000);
+  // New peer connection: new SSRC, new random RTP base, received 3 s later.
+  expect(tl.push(frame('video', 777, T0 + 4000, { ssrc: 42 }))).toBeNull();
+  const key = tl.push(frame('video', 777 + 3000, T0 + 4040, { ssrc: 42, key: true }));
+  expect(key?.timestampUs).toBe(4_033_000);
+  const s = tl.stats().video;
+  expect(s.ssrcChanges).toBe(1);
+  expect(s.reanchors).toBe(1);
+  expect(s.droppedBeforeKeyframe).toBe(1);
+});
+
+test('an RTP jump beyond maxRtpJumpMs re-anchors on the receive clock and stays monotonic', () => {
+  const tl = new MediaTimeline({ maxRtpJumpMs: 2000 });
+  tl.push(frame('video', 0, T0, { key: true }));
+  tl.push(frame('audio', 0, T0));
+  tl.push(frame('audio', 960, T0 + 20));
+  // The sender's RTP clock leaps 60 s ahead while packets keep arriving in real time.
+  const jumped = tl.push(frame('audio', 960 + 48_000 * 60, T0 + 40));
+  expect(jumped?.timestampUs).toBe(40_000);
+  expect(tl.push(frame('audio', 960 * 2 + 48_000 * 60, T0 + 60))?.timestampUs).toBe(60_000);
+  expect(tl.stats().audio.reanchors).toBe(1);
+  // Backwards on the receive clock (earlier than what was already written): clamped to previous + 1 ms.
+  const back = tl.push(frame('audio', 0, T0 + 10));
+  expect(back?.timestampUs).toBe(61_000);
+});
+
+test('frames with another codec are rejected and counted', () => {
+  const tl = new MediaTimeline();
+  expect(tl.push(frame('video', 0, T0, { key: true, codec: 'other' }))).toBeNull();
+  expect(tl.push(frame('audio', 0, T0, { codec: 'h264' }))).toBeNull();
+  expect(tl.started).toBe(false);
+  expect(tl.stats().video.rejectedCodec).toBe(1);
+  expect(tl.stats().audio.rejectedCodec).toBe(1);
+});
