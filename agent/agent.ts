@@ -72,7 +72,10 @@ export class Agent {
       channelARN: this.#channel.channelARN,
     });
 
-    const bridge = new BridgeServer({ webRoot: config.webRoot, logger: this.#log.child({ component: 'bridge' }) });
+    const bridge = new BridgeServer({
+      webRoot: config.webRoot,
+      logger: this.#log.child({ component: 'bridge' }),
+    });
     this.#bridge = bridge;
     bridge.on('control', (msg) => this.#onControl(msg));
     bridge.on('frame', (frame) => this.#pipeline?.push(frame));
@@ -119,7 +122,10 @@ export class Agent {
       error: err,
     });
     if (delay === null) return this.#fatal?.(err);
-    this.#log.warn({ delayMs: delay, attempt: this.#pipelineFailures.attempt }, 'restarting the recording pipeline');
+    this.#log.warn(
+      { delayMs: delay, attempt: this.#pipelineFailures.attempt },
+      'restarting the recording pipeline',
+    );
     setTimeout(() => {
       if (!this.#stopping) this.#startPipeline();
     }, delay);
@@ -215,7 +221,11 @@ export class Agent {
 
   async #presign(id: number, endpoint: string, query: Record<string, string>, date?: number): Promise<void> {
     try {
-      const url = await this.#presigner!.presign(endpoint, query, date === undefined ? undefined : new Date(date));
+      const url = await this.#presigner!.presign(
+        endpoint,
+        query,
+        date === undefined ? undefined : new Date(date),
+      );
       this.#bridge?.sendControl({ type: 'presigned', id, url });
     } catch (err) {
       this.#log.warn({ err: errorMessage(err) }, 'presign refused');

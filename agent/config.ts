@@ -152,7 +152,9 @@ const schema = z
       .default('ap-northeast-1'),
     clientId: z
       .string()
-      .regex(clientIdPattern, { error: 'must be 1-256 characters of a-z A-Z 0-9 _ . - and not start with AWS_' })
+      .regex(clientIdPattern, {
+        error: 'must be 1-256 characters of a-z A-Z 0-9 _ . - and not start with AWS_',
+      })
       .optional(),
     endpoint: z
       .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -185,7 +187,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
   }
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false }).values;
+    values = parseArgs({
+      args: [...argv],
+      options: parseOptions,
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (err) {
     throw new ConfigError(`${err instanceof Error ? err.message : String(err)} (see --help)`);
   }

@@ -26,9 +26,15 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const logger = createLogger({ level: config.logLevel, base: { channel: config.channel, session: config.clientId } });
+  const logger = createLogger({
+    level: config.logLevel,
+    base: { channel: config.channel, session: config.clientId },
+  });
   const { endpoint, region, stream, sink, outputDir, keyframeIntervalMs } = config;
-  logger.info({ endpoint: endpoint ?? 'aws', region, stream, sink, outputDir, keyframeIntervalMs }, 'starting');
+  logger.info(
+    { endpoint: endpoint ?? 'aws', region, stream, sink, outputDir, keyframeIntervalMs },
+    'starting',
+  );
 
   const agent = new Agent({ config, logger, credentials: fromNodeProviderChain() });
   let shuttingDown: Promise<void> | undefined;

@@ -31,7 +31,9 @@ export class TypedEmitter<E extends EventMap> {
         (listener as (...a: unknown[]) => void)(...args);
       } catch (err) {
         // A listener's bug is reported, not propagated into the emitter's state machine.
-        process.emitWarning(`listener for "${event}" threw: ${err instanceof Error ? err.message : String(err)}`);
+        process.emitWarning(
+          `listener for "${event}" threw: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
   }

@@ -25,7 +25,11 @@ async function main(): Promise<void> {
     throw new Error('--duration must be a whole number of seconds between 3 and 3600');
   }
   const logger = createLogger({ level: values.verbose ? 'info' : 'warn' });
-  const outputDir = resolve(ROOT, 'recordings', `demo-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`);
+  const outputDir = resolve(
+    ROOT,
+    'recordings',
+    `demo-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`,
+  );
   await mkdir(outputDir, { recursive: true });
 
   console.log('Starting the KVS emulator and the reference master (fake camera + microphone)…');
@@ -64,15 +68,23 @@ async function main(): Promise<void> {
     console.log('');
     console.log('Recording report');
     console.log(`  output:            ${report.files.join(', ') || '(none)'}`);
-    console.log(`  duration:          ${report.durationSeconds?.toFixed(2) ?? '?'} s (asked for ${duration} s of running)`);
+    console.log(
+      `  duration:          ${report.durationSeconds?.toFixed(2) ?? '?'} s (asked for ${duration} s of running)`,
+    );
     console.log(`  streams:           ${report.streams.join(', ')}`);
-    console.log(`  video frames:      ${report.videoFrames}  (agent counted ${sum(summaries, (s) => s.video.frames)})`);
-    console.log(`  audio frames:      ${report.audioFrames}  (Opus packets in: ${sum(summaries, (s) => s.audio.frames)})`);
+    console.log(
+      `  video frames:      ${report.videoFrames}  (agent counted ${sum(summaries, (s) => s.video.frames)})`,
+    );
+    console.log(
+      `  audio frames:      ${report.audioFrames}  (Opus packets in: ${sum(summaries, (s) => s.audio.frames)})`,
+    );
     console.log(
       `  key-frame interval: max ${report.maxKeyFrameGapSeconds?.toFixed(2) ?? '?'} s, mean ${report.meanKeyFrameGapSeconds?.toFixed(2) ?? '?'} s (${report.keyFrames} key frames)`,
     );
     console.log(`  resolutions seen:  ${report.resolutions.join(' → ')}`);
-    console.log(`  decode errors:     ${report.decodeErrors.length === 0 ? 'none' : report.decodeErrors.slice(0, 3).join(' | ')}`);
+    console.log(
+      `  decode errors:     ${report.decodeErrors.length === 0 ? 'none' : report.decodeErrors.slice(0, 3).join(' | ')}`,
+    );
     const lat = summaries[0]?.latencyMs;
     if (lat) console.log(`  latency receive → muxer: p50 ${lat.p50} ms, p99 ${lat.p99} ms`);
   } finally {

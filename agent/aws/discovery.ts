@@ -5,7 +5,10 @@ import {
   KinesisVideoClient,
   ResourceNotFoundException,
 } from '@aws-sdk/client-kinesis-video';
-import { GetIceServerConfigCommand, KinesisVideoSignalingClient } from '@aws-sdk/client-kinesis-video-signaling';
+import {
+  GetIceServerConfigCommand,
+  KinesisVideoSignalingClient,
+} from '@aws-sdk/client-kinesis-video-signaling';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import type { IceServer } from '../bridge/controlProtocol.js';
 import { AgentError, DiscoveryError } from '../errors.js';
@@ -46,7 +49,8 @@ export class ChannelDiscovery {
     const channelARN = await this.#call(`DescribeSignalingChannel ${channelName}`, async () => {
       const out = await this.#control.send(new DescribeSignalingChannelCommand({ ChannelName: channelName }));
       const arn = out.ChannelInfo?.ChannelARN;
-      if (!arn) throw new DiscoveryError(`channel ${channelName} has no ARN in the DescribeSignalingChannel answer`);
+      if (!arn)
+        throw new DiscoveryError(`channel ${channelName} has no ARN in the DescribeSignalingChannel answer`);
       if (out.ChannelInfo?.ChannelStatus && out.ChannelInfo.ChannelStatus !== 'ACTIVE') {
         throw new DiscoveryError(`channel ${channelName} is ${out.ChannelInfo.ChannelStatus}, not ACTIVE`);
       }
@@ -108,7 +112,9 @@ export class ChannelDiscovery {
   /** Viewers are refused by KVS on a channel whose media storage (WebRTC ingestion) is ENABLED. */
   async #assertPeerToPeer(channelName: string, channelARN: string): Promise<void> {
     const status = await this.#call('DescribeMediaStorageConfiguration', async () => {
-      const out = await this.#control.send(new DescribeMediaStorageConfigurationCommand({ ChannelARN: channelARN }));
+      const out = await this.#control.send(
+        new DescribeMediaStorageConfigurationCommand({ ChannelARN: channelARN }),
+      );
       return out.MediaStorageConfiguration?.Status;
     });
     if (status === 'ENABLED') {

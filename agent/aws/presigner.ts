@@ -53,7 +53,9 @@ export class SignalingPresigner {
       ...(date ? { signingDate: date } : {}),
     });
     const query = Object.entries(signed.query ?? {})
-      .flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x] as const) : v == null ? [] : [[k, v] as const]))
+      .flatMap(([k, v]) =>
+        Array.isArray(v) ? v.map((x) => [k, x] as const) : v == null ? [] : [[k, v] as const],
+      )
       .map(([k, v]) => `${encodeRfc3986(k)}=${encodeRfc3986(v)}`)
       .join('&');
     return `${url.protocol}//${url.host}${url.pathname === '/' ? '/' : url.pathname}?${query}`;

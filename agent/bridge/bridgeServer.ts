@@ -37,7 +37,11 @@ export interface BridgeStats {
 export class BridgeServer extends TypedEmitter<BridgeEvents> {
   readonly token = randomBytes(24).toString('hex');
   readonly #server: Server;
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 8 * 1024 * 1024, perMessageDeflate: false });
+  readonly #wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 8 * 1024 * 1024,
+    perMessageDeflate: false,
+  });
   readonly #log: Logger;
   #control: WebSocket | undefined;
   readonly #frameSockets = new Map<TrackKind, WebSocket>();
@@ -138,11 +142,14 @@ export class BridgeServer extends TypedEmitter<BridgeEvents> {
     const url = new URL(req.url ?? '/', this.origin);
     const refuse = (status: number, reason: string) => {
       this.#reject(reason, 'connectionsRefused');
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`,
+      );
     };
     if (!this.#tokenMatches(url.searchParams.get('token'))) return refuse(401, 'bad token');
     // Browsers always send Origin on WebSocket handshakes; pages from anywhere else are refused.
-    if (req.headers.origin !== undefined && req.headers.origin !== this.origin) return refuse(403, 'foreign origin');
+    if (req.headers.origin !== undefined && req.headers.origin !== this.origin)
+      return refuse(403, 'foreign origin');
     if (url.pathname === '/control') {
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onControl(ws));
     } else if (url.pathname === '/frames') {
@@ -185,7 +192,8 @@ export class BridgeServer extends TypedEmitter<BridgeEvents> {
       if (!this.#acceptingFrames) return this.#reject('frame after stop', 'framesRejected');
       const result = decodeFrame(rawToBytes(data));
       if (!result.ok) return this.#reject(result.reason, 'framesRejected');
-      if (result.frame.header.kind !== kind) return this.#reject('frame kind differs from its socket', 'framesRejected');
+      if (result.frame.header.kind !== kind)
+        return this.#reject('frame kind differs from its socket', 'framesRejected');
       this.#stats.framesAccepted++;
       this.safeEmit('frame', result.frame);
     });

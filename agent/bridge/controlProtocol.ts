@@ -60,5 +60,9 @@ export type PageToAgent =
     }
   | { type: 'stats'; video?: TrackStats; audio?: TrackStats }
   /** GO_AWAY / RECONNECT_ICE_SERVER / STATUS_RESPONSE seen on the signaling channel. */
-  | { type: 'signaling-event'; event: 'go-away' | 'reconnect-ice-server' | 'status-response'; detail?: string }
+  | {
+      type: 'signaling-event';
+      event: 'go-away' | 'reconnect-ice-server' | 'status-response';
+      detail?: string;
+    }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; data?: Record<string, unknown> };

@@ -22,7 +22,12 @@ export const pageToAgentSchema = z.discriminatedUnion('type', [
     queryParams: z.record(z.string().max(256), z.string().max(2048)),
     date: z.number().optional(),
   }),
-  z.object({ type: z.literal('state'), signaling: z.enum(['connecting', 'open', 'closed']), peer: z.string().max(50), ice: z.string().max(50) }),
+  z.object({
+    type: z.literal('state'),
+    signaling: z.enum(['connecting', 'open', 'closed']),
+    peer: z.string().max(50),
+    ice: z.string().max(50),
+  }),
   z.object({ type: z.literal('stats'), video: trackStats.optional(), audio: trackStats.optional() }),
   z.object({
     type: z.literal('signaling-event'),

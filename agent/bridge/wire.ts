@@ -96,10 +96,14 @@ export function decodeFrame(data: Uint8Array): DecodeResult {
   }
   const length = view.getUint32(28, true);
   if (length !== data.byteLength - FRAME_HEADER_BYTES) {
-    return { ok: false, reason: `payload length ${length} does not match ${data.byteLength - FRAME_HEADER_BYTES}` };
+    return {
+      ok: false,
+      reason: `payload length ${length} does not match ${data.byteLength - FRAME_HEADER_BYTES}`,
+    };
   }
   if (length === 0) return { ok: false, reason: 'empty payload' };
-  if (length > MAX_FRAME_PAYLOAD_BYTES) return { ok: false, reason: `payload of ${length} bytes is too large` };
+  if (length > MAX_FRAME_PAYLOAD_BYTES)
+    return { ok: false, reason: `payload of ${length} bytes is too large` };
   return {
     ok: true,
     frame: {

@@ -95,7 +95,9 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
       const page = await this.#browser.newPage();
       this.#page = page;
       page.on('console', (msg: ConsoleMessage) => this.#onConsole(msg));
-      page.on('pageerror', (err: unknown) => logger.error({ child: 'page', err: errorMessage(err) }, 'page error'));
+      page.on('pageerror', (err: unknown) =>
+        logger.error({ child: 'page', err: errorMessage(err) }, 'page error'),
+      );
       page.on('error', (err: Error) => this.#onGone(`page crashed: ${err.message}`));
       await withTimeout(
         page.goto(this.#options.url, { waitUntil: 'load' }),
@@ -132,7 +134,8 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
       }
     }
     if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    if (this.#userDataDir) await rm(this.#userDataDir, { recursive: true, force: true }).catch(() => undefined);
+    if (this.#userDataDir)
+      await rm(this.#userDataDir, { recursive: true, force: true }).catch(() => undefined);
   }
 
   #onGone(reason: string): void {
@@ -159,7 +162,17 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
 
 /** Chromium needs a display, locale and home, nothing else — and never the agent's AWS credentials. */
 export function chromiumEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
-  const keep = ['PATH', 'HOME', 'DISPLAY', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR', 'LANG', 'LC_ALL', 'TZ', 'FONTCONFIG_PATH'];
+  const keep = [
+    'PATH',
+    'HOME',
+    'DISPLAY',
+    'WAYLAND_DISPLAY',
+    'XDG_RUNTIME_DIR',
+    'LANG',
+    'LC_ALL',
+    'TZ',
+    'FONTCONFIG_PATH',
+  ];
   const out: Record<string, string> = {};
   for (const key of keep) {
     const value = env[key];

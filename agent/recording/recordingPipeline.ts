@@ -87,7 +87,11 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     const sink = await this.#prepareSink();
     const args = buildPipelineArgs(sink, { hasAudio });
     this.#log.info({ hasAudio, sink: sink.kind, args: args.join(' ') }, 'starting GStreamer');
-    const gst = new GstProcess({ args, gstLaunchPath: this.#options.gstLaunchPath, logger: this.#log.child({ child: 'gst' }) });
+    const gst = new GstProcess({
+      args,
+      gstLaunchPath: this.#options.gstLaunchPath,
+      logger: this.#log.child({ child: 'gst' }),
+    });
     this.#gst = gst;
     gst.on('died', (err) => this.#fail(err));
     await gst.start();
@@ -99,7 +103,9 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
     });
     this.#muxer = muxer;
-    muxer.on('stalled', (info) => this.#fail(new Error(`GStreamer stopped reading its input: ${JSON.stringify(info)}`)));
+    muxer.on('stalled', (info) =>
+      this.#fail(new Error(`GStreamer stopped reading its input: ${JSON.stringify(info)}`)),
+    );
     muxer.on('overflow', ({ dropped }) => {
       this.#log.warn({ dropped }, 'muxer queue overflowed: frames dropped until the next key frame');
       this.safeEmit('keyframe-needed');
@@ -126,7 +132,10 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     const sink = this.#options.sink;
     if (sink.kind === 'file') {
       await mkdir(sink.directory, { recursive: true });
-      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      const stamp = new Date()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
       const prefix = `${sink.filePrefix}_${stamp}`;
       this.#files.push(join(sink.directory, `${prefix}_*.ts`));
       return { ...sink, filePrefix: prefix };

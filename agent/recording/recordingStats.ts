@@ -64,7 +64,9 @@ export class RecordingStats {
   summary(files: string[]): RecordingSummary {
     const sorted = [...this.#latency].sort((a, b) => a - b);
     const pct = (p: number) =>
-      sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10 : null;
+      sorted.length
+        ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10
+        : null;
     const intervals = this.#keyFrames - 1;
     return {
       startedAt: this.startedAt?.toISOString() ?? null,

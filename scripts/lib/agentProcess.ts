@@ -28,12 +28,16 @@ export function spawnAgent(options: {
   env: Record<string, string>;
   onLine?: (line: AgentLogLine) => void;
 }): AgentProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   const lines: AgentLogLine[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ predicate: (l: AgentLogLine) => boolean; resolve: (l: AgentLogLine) => void }>();
@@ -84,14 +88,22 @@ export function spawnAgent(options: {
         };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          rej(new Error(`agent did not log the expected line within ${timeoutMs} ms; last: ${lastLines(lines)}`));
+          rej(
+            new Error(
+              `agent did not log the expected line within ${timeoutMs} ms; last: ${lastLines(lines)}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(waiter);
         void exited.then(({ code, signal }) => {
           if (!waiters.has(waiter)) return;
           waiters.delete(waiter);
           clearTimeout(timer);
-          rej(new Error(`agent exited (${code ?? signal}) before the expected line; last: ${lastLines(lines)} ${stderr.join('\n')}`));
+          rej(
+            new Error(
+              `agent exited (${code ?? signal}) before the expected line; last: ${lastLines(lines)} ${stderr.join('\n')}`,
+            ),
+          );
         });
       });
     },

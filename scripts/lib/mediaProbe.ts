@@ -24,9 +24,13 @@ export interface ProbeResult {
 
 /** `ffprobe -show_streams -show_format` as JSON. Rejects if ffprobe cannot read the file. */
 export async function probe(file: string): Promise<ProbeResult> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', file], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    'ffprobe',
+    ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', file],
+    {
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   return JSON.parse(stdout) as ProbeResult;
 }
 
@@ -41,7 +45,18 @@ export interface VideoFrameInfo {
 export async function probeVideoFrames(file: string): Promise<VideoFrameInfo[]> {
   const { stdout } = await run(
     'ffprobe',
-    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=key_frame,pts_time,width,height', '-of', 'json', '-show_frames', file],
+    [
+      '-v',
+      'error',
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      'frame=key_frame,pts_time,width,height',
+      '-of',
+      'json',
+      '-show_frames',
+      file,
+    ],
     { maxBuffer: 256 * 1024 * 1024 },
   );
   const frames = (JSON.parse(stdout) as { frames?: Array<Record<string, string | number>> }).frames ?? [];
@@ -57,7 +72,18 @@ export async function probeVideoFrames(file: string): Promise<VideoFrameInfo[]> 
 export async function countPackets(file: string, kind: 'v' | 'a'): Promise<number> {
   const { stdout } = await run(
     'ffprobe',
-    ['-v', 'error', '-select_streams', `${kind}:0`, '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', file],
+    [
+      '-v',
+      'error',
+      '-select_streams',
+      `${kind}:0`,
+      '-count_packets',
+      '-show_entries',
+      'stream=nb_read_packets',
+      '-of',
+      'csv=p=0',
+      file,
+    ],
     { maxBuffer: 1024 * 1024 },
   );
   return Number(stdout.trim().split('\n')[0] ?? 0);
@@ -86,7 +112,10 @@ export interface RecordingDescription {
 
 /** Describes every segment the file sink wrote in `dir`, in order, the way the demo reports it. */
 export async function describeRecording(dir: string): Promise<RecordingDescription> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.ts')).sort().map((f) => join(dir, f));
+  const files = (await readdir(dir))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
+    .map((f) => join(dir, f));
   const out: RecordingDescription = {
     files,
     streams: [],

@@ -29,7 +29,10 @@ async function readProc(pid: number): Promise<ProcInfo | undefined> {
 }
 
 /** CPU seconds used so far by `root` and each group of its descendants, grouped by `classify(comm)`. */
-export async function cpuByGroup(root: number, classify: (comm: string) => string): Promise<Record<string, number>> {
+export async function cpuByGroup(
+  root: number,
+  classify: (comm: string) => string,
+): Promise<Record<string, number>> {
   const procs: ProcInfo[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;

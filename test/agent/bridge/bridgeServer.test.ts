@@ -1,0 +1,136 @@
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { WebSocket } from 'ws';
+import { BridgeServer } from '../../../agent/bridge/bridgeServer.js';
+import type { PageToAgent } from '../../../agent/bridge/controlProtocol.js';
+import { encodeFrame, type FrameHeader, type WireFrame } from '../../../agent/bridge/wire.js';
+import { createLogger } from '../../../agent/log.js';
+
+let bridge: BridgeServer;
+let webRoot: string;
+
+test.beforeEach(async () => {
+  webRoot = await mkdtemp(join(tmpdir(), 'bridge-web-'));
+  await mkdir(join(webRoot, 'page'));
+  await writeFile(join(webRoot, 'page', 'index.html'), '<!doctype html><title>viewer</title>');
+  bridge = new BridgeServer({ webRoot, logger: createLogger({ level: 'silent' }) });
+  await bridge.listen();
+});
+
+test.afterEach(async () => {
+  await bridge.close();
+  await rm(webRoot, { recursive: true, force: true });
+});
+
+const header: FrameHeader = {
+  kind: 'video',
+  key: true,
+  codec: 'h264',
+  rtpTimestamp: 4_294_967_000,
+  receiveTimeMs: 1_700_000_000_123.5,
+  ssrc: 0xdeadbeef,
+  width: 1280,
+  height: 720,
+  seq: 7,
+};
+
+function open(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { origin: bridge.origin, ...headers } });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+test('serves the page and passes well-formed frames through intact', async () => {
+  const page = await fetch(`${bridge.origin}/page/index.html`);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('viewer');
+
+  const frames: WireFrame[] = [];
+  bridge.on('frame', (f) => frames.push(f));
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  const payload = new Uint8Array([0, 0, 0, 1, 0x67, 1, 2, 3]);
+  ws.send(encodeFrame(header, payload));
+  await expect.poll(() => frames.length).toBe(1);
+  expect(frames[0]!.header).toEqual(header);
+  expect([...frames[0]!.payload]).toEqual([...payload]);
+  ws.close();
+});
+
+test('refuses sockets without the token, from another origin or on unknown paths', async () => {
+  const base = bridge.frameUrl.replace(/token=[0-9a-f]+/, 'token=');
+  await expect(open(`${base}${'0'.repeat(48)}&kind=video`)).rejects.toThrow('HTTP 401');
+  await expect(open(`${bridge.frameUrl}&kind=video`, { origin: 'http://evil.example' })).rejects.toThrow(
+    'HTTP 403',
+  );
+  await expect(open(`${bridge.frameUrl}&kind=data`)).rejects.toThrow('HTTP 403');
+  await expect(open(bridge.frameUrl.replace('/frames', '/other'))).rejects.toThrow('HTTP 403');
+  expect(bridge.stats().connectionsRefused).toBe(4);
+});
+
+test('rejects and counts malformed frames without dropping the connection', async () => {
+  const frames: WireFrame[] = [];
+  bridge.on('frame', (f) => frames.push(f));
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  const good = new Uint8Array(encodeFrame(header, new Uint8Array([1, 2, 3])));
+  const truncated = good.slice(0, 20);
+  const badVersion = good.slice();
+  badVersion[0] = 9;
+  const wrongLength = new Uint8Array([...good, 4, 5]);
+  const audioOnVideo = encodeFrame({ ...header, kind: 'audio', codec: 'opus' }, new Uint8Array([1]));
+  ws.send(truncated);
+  ws.send(badVersion);
+  ws.send(wrongLength);
+  ws.send(audioOnVideo);
+  ws.send('not binary');
+  ws.send(good);
+  await expect.poll(() => frames.length).toBe(1);
+  const stats = bridge.stats();
+  expect(stats.framesRejected).toBe(5);
+  expect(stats.framesAccepted).toBe(1);
+  expect(ws.readyState).toBe(WebSocket.OPEN);
+  ws.close();
+});
+
+test('validates control messages and forwards valid ones', async () => {
+  const messages: PageToAgent[] = [];
+  bridge.on('control', (m) => messages.push(m));
+  const ws = await open(bridge.frameUrl.replace('/frames', '/control'));
+  ws.send('{not json');
+  ws.send(JSON.stringify({ type: 'presign', id: 'x' }));
+  ws.send(JSON.stringify({ type: 'launch-missiles' }));
+  ws.send(JSON.stringify({ type: 'hello', userAgent: 'test' }));
+  await expect.poll(() => messages.length).toBe(1);
+  expect(messages[0]).toEqual({ type: 'hello', userAgent: 'test' });
+  expect(bridge.stats().controlRejected).toBe(3);
+
+  const received: unknown[] = [];
+  ws.on('message', (d) => received.push(JSON.parse(String(d))));
+  bridge.sendControl({ type: 'stop' });
+  await expect.poll(() => received).toEqual([{ type: 'stop' }]);
+  ws.close();
+});
+
+test('frames after stopAcceptingFrames are refused', async () => {
+  const frames: WireFrame[] = [];
+  bridge.on('frame', (f) => frames.push(f));
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  bridge.stopAcceptingFrames();
+  ws.send(encodeFrame(header, new Uint8Array([1])));
+  await expect.poll(() => bridge.stats().framesRejected).toBe(1);
+  expect(frames).toHaveLength(0);
+  ws.close();
+});
+
+test('asks the video worker for a key frame', async () => {
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  const got: unknown[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  await expect.poll(() => bridge.requestKeyFrame()).toBe(true);
+  await expect.poll(() => got).toEqual([{ type: 'request-keyframe' }]);
+  ws.close();
+});
