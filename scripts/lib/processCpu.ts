@@ -1,13 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 
-/** Clock ticks per second for /proc/<pid>/stat (Linux uses 100 everywhere we run). */
+/** Clock ticks per second for /proc/<pid>/stat (100 on every Linux we run on). */
 const CLK_TCK = 100;
+const PAGE_BYTES = 4096;
 
 interface ProcInfo {
   pid: number;
   ppid: number;
   comm: string;
   cpuSeconds: number;
+  rssBytes: number;
 }
 
 async function readProc(pid: number): Promise<ProcInfo | undefined> {
@@ -16,23 +18,33 @@ async function readProc(pid: number): Promise<ProcInfo | undefined> {
     // comm may contain spaces and parentheses: split after the last ')'.
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const fields = stat.slice(close + 2).split(' ');
-    const ppid = Number(fields[1]);
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    const cutime = Number(fields[13]);
-    const cstime = Number(fields[14]);
-    return { pid, ppid, comm, cpuSeconds: (utime + stime + cutime + cstime) / CLK_TCK };
+    const f = stat.slice(close + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return {
+      pid,
+      ppid: Number(f[1]),
+      comm,
+      cpuSeconds: ticks / CLK_TCK,
+      rssBytes: Number(f[21]) * PAGE_BYTES,
+    };
   } catch {
     return undefined;
   }
 }
 
-/** CPU seconds used so far by `root` and each group of its descendants, grouped by `classify(comm)`. */
-export async function cpuByGroup(
+export interface GroupUsage {
+  cpuSeconds: number;
+  rssBytes: number;
+}
+
+/**
+ * CPU seconds used so far and resident memory of `root` and its descendants, grouped: the root is `node`,
+ * each direct child starts a group named by `classify(comm)`, and grandchildren stay in their parent's group.
+ */
+export async function usageByGroup(
   root: number,
   classify: (comm: string) => string,
-): Promise<Record<string, number>> {
+): Promise<Record<string, GroupUsage>> {
   const procs: ProcInfo[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -41,9 +53,11 @@ export async function cpuByGroup(
   }
   const children = new Map<number, ProcInfo[]>();
   for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
-  const out: Record<string, number> = {};
+  const out: Record<string, GroupUsage> = {};
   const visit = (p: ProcInfo, group: string) => {
-    out[group] = (out[group] ?? 0) + p.cpuSeconds;
+    const g = (out[group] ??= { cpuSeconds: 0, rssBytes: 0 });
+    g.cpuSeconds += p.cpuSeconds;
+    g.rssBytes += p.rssBytes;
     for (const c of children.get(p.pid) ?? []) visit(c, group === 'node' ? classify(c.comm) : group);
   };
   const rootInfo = procs.find((p) => p.pid === root);
