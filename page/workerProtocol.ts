@@ -1,0 +1,33 @@
+import type { TrackKind } from '../agent/bridge/wire.js';
+
+/** Options given to `new RTCRtpScriptTransform(worker, options)`; they arrive with the `rtctransform` event. */
+export interface ForwarderOptions {
+  kind: TrackKind;
+  /** Base frame WebSocket URL (token included); the worker appends `&kind=`. */
+  frameUrl: string;
+  /** Video only: request a key frame when none was seen for this long. */
+  keyframeIntervalMs: number;
+}
+
+/** Running totals of one transform worker, since it started. */
+export interface ForwarderCounters {
+  kind: TrackKind;
+  /** Frames seen by the transform (every one of them was enqueued to the decoder). */
+  framesSeen: number;
+  framesForwarded: number;
+  /** Frames not sent: socket not open yet, or too much data already buffered. */
+  framesSkipped: number;
+  bytesForwarded: number;
+  keyFrames: number;
+  keyFrameRequests: number;
+  keyFrameRequestFailures: number;
+  mimeType: string;
+  width: number;
+  height: number;
+  socketOpen: boolean;
+}
+
+/** Worker → main thread. */
+export type WorkerToMain =
+  | { type: 'counters'; counters: ForwarderCounters }
+  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; data?: Record<string, unknown> };
