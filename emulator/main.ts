@@ -1,0 +1,36 @@
+import { pino } from 'pino';
+import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator } from './server.js';
+
+/**
+ * `npm run emulator`: a standalone KVS emulator with the default channel and stream. Prints one line with the
+ * endpoint, region and credentials to use; stops cleanly on SIGINT/SIGTERM. Env: KVS_EMULATOR_PORT (default
+ * 4566), KVS_EMULATOR_HOST (default 127.0.0.1), LOG_LEVEL (default warn).
+ */
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+const port = Number(process.env.KVS_EMULATOR_PORT ?? 4566);
+const emulator = await startEmulator({
+  port: Number.isInteger(port) && port >= 0 ? port : 4566,
+  host: process.env.KVS_EMULATOR_HOST ?? '127.0.0.1',
+  logger,
+});
+process.stdout.write(
+  `KVS emulator at ${emulator.url} region=${emulator.region} ` +
+    `AWS_ACCESS_KEY_ID=${DEFAULT_EMULATOR_CREDENTIALS.accessKeyId} ` +
+    `AWS_SECRET_ACCESS_KEY=${DEFAULT_EMULATOR_CREDENTIALS.secretAccessKey}\n`,
+);
+
+let stopping = false;
+const shutdown = (signal: string): void => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping KVS emulator');
+  emulator.stop().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      logger.error({ err }, 'emulator stop failed');
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
