@@ -203,13 +203,13 @@ export class PutMediaSession {
 
   #onClusterTimecode(timecode: number): void {
     const fragment = this.#current();
+    fragment.timecode = timecode;
     if (this.#lastTimecode !== undefined && timecode <= this.#lastTimecode) {
       throw new PutMediaError(
         ErrorId.fragmentTimecodeLesserThanPrevious,
         `cluster timecode ${timecode} is not after the previous fragment's ${this.#lastTimecode}`,
       );
     }
-    fragment.timecode = timecode;
     this.#ack({ EventType: 'BUFFERING', FragmentTimecode: timecode, FragmentNumber: fragment.number });
   }
 
