@@ -17,8 +17,16 @@ import {
   TagStreamCommand,
   UpdateMediaStorageConfigurationCommand,
 } from '@aws-sdk/client-kinesis-video';
+import { Sha256 } from '@aws-crypto/sha256-js';
 import { expect, test } from '@playwright/test';
-import { DEFAULT_REGION, startEmulator, type Emulator } from '../../emulator/server.js';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+import {
+  DEFAULT_EMULATOR_CREDENTIALS,
+  DEFAULT_REGION,
+  startEmulator,
+  type Emulator,
+} from '../../emulator/server.js';
 import { controlClient } from './support.js';
 
 let emulator: Emulator;
@@ -196,16 +204,10 @@ test('invalid input is a typed InvalidArgumentException', async () => {
 
 test('malformed JSON and unknown operations get AWS-shaped errors and the server keeps answering', async () => {
   // Signed requests with broken bodies: the body is hashed into the signature, so sign what is sent.
-  const { SignatureV4 } = await import('@smithy/signature-v4');
-  const { Sha256 } = await import('@aws-crypto/sha256-js');
-  const { HttpRequest } = await import('@smithy/protocol-http');
   const signer = new SignatureV4({
     service: 'kinesisvideo',
     region: emulator.region,
-    credentials: {
-      accessKeyId: 'AKIAKVSEMULATOR00001',
-      secretAccessKey: 'kvs-emulator-secret-key-not-for-aws',
-    },
+    credentials: DEFAULT_EMULATOR_CREDENTIALS,
     sha256: Sha256,
   });
   const url = new URL(emulator.url);

@@ -3,10 +3,6 @@ import {
   DescribeSignalingChannelCommand,
   KinesisVideoClient,
 } from '@aws-sdk/client-kinesis-video';
-import {
-  GetIceServerConfigCommand,
-  KinesisVideoSignalingClient,
-} from '@aws-sdk/client-kinesis-video-signaling';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { expect, test } from '@playwright/test';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -192,19 +188,6 @@ test.describe('against a running emulator', () => {
     ]) {
       expect(stats[`rejected.http.sigv4.${reason}`], reason).toBeGreaterThan(0);
     }
-  });
-
-  test('GetIceServerConfig through the signaling client verifies too', async () => {
-    const signaling = new KinesisVideoSignalingClient({
-      region: emulator.region,
-      endpoint: emulator.url,
-      credentials: DEFAULT_EMULATOR_CREDENTIALS,
-    });
-    const out = await signaling.send(
-      new GetIceServerConfigCommand({ ChannelARN: channelARN, ClientId: 'viewer-1' }),
-    );
-    expect(out.IceServerList).toEqual([]);
-    signaling.destroy();
   });
 
   test('tampered body, skewed date and unsigned requests are refused', async () => {
