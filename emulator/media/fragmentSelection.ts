@@ -31,12 +31,15 @@ export function fragmentsOverlapping(
   records: readonly FragmentRecord[],
   range: TimestampRangeMs,
 ): FragmentRecord[] {
-  return records
-    .filter((r) => {
-      const ts = timestampOf(r, range.kind);
-      return ts <= range.endMs && ts + Math.max(r.durationMs, 1) > range.startMs;
-    })
-    .sort((a, b) => timestampOf(a, range.kind) - timestampOf(b, range.kind));
+  const sorted = [...records].sort((a, b) => timestampOf(a, range.kind) - timestampOf(b, range.kind));
+  // The fragment holding the start is the last one starting at or before it (if it lasts until the start).
+  const before = sorted.filter((r) => timestampOf(r, range.kind) <= range.startMs).at(-1);
+  return sorted.filter((r) => {
+    const ts = timestampOf(r, range.kind);
+    if (ts > range.endMs) return false;
+    if (ts >= range.startMs) return true;
+    return r === before && ts + Math.max(r.durationMs, 1) > range.startMs;
+  });
 }
 
 /** Fragment numbers are equal-length decimal strings; BigInt keeps the comparison right anyway. */

@@ -400,3 +400,24 @@ export async function decode(path: string): Promise<{ errors: string; videoFrame
   ]);
   return { errors: stderr.trim(), videoFrames: Number(stdout.trim()) };
 }
+
+/**
+ * Removes in-band SPS/PPS (NAL types 7, 8) from 4-byte length-prefixed H.264 SimpleBlocks of track 1, so
+ * the only parameter sets left are the Tracks header's (as from an encoder that never repeats them).
+ */
+export function stripParameterSets(parts: MkvParts): MkvParts {
+  const strip = (block: Buffer): Buffer => {
+    if (blockTrack(block) !== 1 || readId(block, 0)?.value !== Id.SimpleBlock) return block;
+    const payload = block.subarray(1 + 8);
+    const head = payload.subarray(0, 4);
+    const kept: Buffer[] = [];
+    for (let o = 4; o + 4 <= payload.length;) {
+      const len = payload.readUInt32BE(o);
+      const type = (payload[o + 4] ?? 0) & 0x1f;
+      if (type !== 7 && type !== 8) kept.push(payload.subarray(o, o + 4 + len));
+      o += 4 + len;
+    }
+    return element(Id.SimpleBlock, head, ...kept);
+  };
+  return { ...parts, clusters: parts.clusters.map((c) => ({ ...c, blocks: c.blocks.map(strip) })) };
+}
