@@ -62,6 +62,7 @@ export function createAdminRouter(admin: EmulatorAdmin): Router {
   return router;
 }
 
-function isLoopback(req: Request): boolean {
+/** True for requests from this machine (the unsigned emulator routes answer only those). */
+export function isLoopback(req: Request): boolean {
   return LOOPBACK.has(req.socket.remoteAddress ?? '');
 }

@@ -6,6 +6,11 @@ import { pino, type Logger } from 'pino';
 import { createAdmin, createAdminRouter, type EmulatorAdmin } from './admin.js';
 import { AwsError, accessDenied, invalidArgument, sendAwsError } from './awsErrors.js';
 import { toAwsError } from './awsHttp.js';
+import {
+  CONTAINER_CREDENTIALS_PATH,
+  ContainerCredentialsIssuer,
+  type ContainerCredentialsOptions,
+} from './containerCredentials.js';
 import { createControlPlaneRouter } from './controlPlane.js';
 import { createIceConfigRouter, type IceServerEntry } from './iceConfig.js';
 import { SigV4Verifier, type EmulatorCredential } from './sigv4.js';
@@ -14,6 +19,7 @@ import { EmulatorState } from './state.js';
 import { Stats } from './stats.js';
 
 export type { EmulatorAdmin } from './admin.js';
+export type { ContainerCredentialsOptions } from './containerCredentials.js';
 
 export const DEFAULT_EMULATOR_CREDENTIALS = {
   accessKeyId: 'AKIAKVSEMULATOR00001',
@@ -43,6 +49,11 @@ export interface EmulatorOptions {
   maxViewers?: number;
   /** GetIceServerConfig answer, default []. */
   iceServers?: IceServerEntry[];
+  /**
+   * Serve an ECS-style container credentials endpoint (`containerCredentialsUrl`) minting temporary
+   * credentials valid for `ttlMs`, accepted alongside `credentials` until they expire. Default: off.
+   */
+  containerCredentials?: ContainerCredentialsOptions;
   logger?: Logger;
 }
 
@@ -52,6 +63,14 @@ export interface Emulator {
   readonly port: number;
   readonly region: string;
   readonly admin: EmulatorAdmin;
+  /**
+   * With `containerCredentials`: the URL for AWS_CONTAINER_CREDENTIALS_FULL_URI (always 127.0.0.1 or [::1], the
+   * only hosts the SDK accepts over plain http). Counters in `admin.stats()`: `container-credentials.issued`,
+   * `container-credentials.rejected-expired[.<accessKeyId>]`.
+   */
+  readonly containerCredentialsUrl?: string;
+  /** With `containerCredentials`: makes every set issued so far expire now; returns how many changed. */
+  expireContainerCredentials?(): number;
   /** Closes all sockets; idempotent. */
   stop(): Promise<void>;
 }
@@ -70,11 +89,22 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ module: 'kvs-emulator' });
   const stats = new Stats();
   const state = new EmulatorState(region, DEFAULT_ACCOUNT_ID);
+  let issuer: ContainerCredentialsIssuer | undefined;
   const verifier = new SigV4Verifier({
     region,
     service: 'kinesisvideo',
     credentials: options.credentials ?? [{ ...DEFAULT_EMULATOR_CREDENTIALS }],
+    onRejected: (refusal) => issuer?.noteRejection(refusal),
   });
+  if (options.containerCredentials) {
+    issuer = new ContainerCredentialsIssuer({
+      ...options.containerCredentials,
+      verifier,
+      stats,
+      logger,
+      roleArn: `arn:aws:iam::${DEFAULT_ACCOUNT_ID}:role/webrtc-kvs-agent-task-role`,
+    });
+  }
   const hub = new SignalingHub({
     state,
     verifier,
@@ -101,6 +131,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   app.disable('x-powered-by');
   app.use(cors);
   app.use('/_emulator', express.json({ limit: '64kb' }), createAdminRouter(admin));
+  // Before SigV4: the credentials endpoint is how a client gets something to sign with.
+  if (issuer) app.use(issuer.router());
   app.use(express.raw({ type: () => true, limit: MAX_BODY }));
   app.use((req: Request, res: Response, next: NextFunction) => {
     const verdict = verifier.verify({
@@ -177,6 +209,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     port,
     region,
     admin,
+    ...(issuer
+      ? {
+          containerCredentialsUrl: `http://${loopbackHost(host)}:${port}${CONTAINER_CREDENTIALS_PATH}`,
+          expireContainerCredentials: () => issuer.expireAll(),
+        }
+      : {}),
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         hub.close();
@@ -202,6 +240,11 @@ function cors(req: Request, res: Response, next: NextFunction): void {
     return;
   }
   next();
+}
+
+/** fromHttp/fromContainerMetadata take plain http only from loopback; a wildcard listener is reached there. */
+function loopbackHost(host: string): string {
+  return host === '::1' ? '[::1]' : '127.0.0.1';
 }
 
 function urlHost(host: string): string {

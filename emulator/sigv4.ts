@@ -24,7 +24,17 @@ export type SigV4Rejection =
   | 'bad-signature';
 
 export type SigV4Result =
-  { ok: true; accessKeyId: string } | { ok: false; reason: SigV4Rejection; message: string };
+  | { ok: true; accessKeyId: string }
+  | {
+      ok: false;
+      reason: SigV4Rejection;
+      message: string;
+      /** The expired key the request named (set for `credentials-expired`). */
+      accessKeyId?: string;
+    };
+
+/** A refused request as reported to `SigV4VerifierOptions.onRejected`. */
+export type SigV4Refusal = Extract<SigV4Result, { ok: false }>;
 
 /** The request as received: nothing normalised before verification, because the signer signed the raw form. */
 export interface ReceivedRequest {
@@ -44,6 +54,8 @@ export interface SigV4VerifierOptions {
   /** Allowed distance between the signing time and now (AWS: 5 minutes). */
   maxClockSkewMs?: number;
   now?: () => number;
+  /** Told about every refused request (all transports share one verifier), e.g. to count expired keys. */
+  onRejected?: (refusal: SigV4Refusal) => void;
 }
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -54,6 +66,7 @@ class Rejected extends Error {
   constructor(
     readonly reason: SigV4Rejection,
     message: string,
+    readonly accessKeyId?: string,
   ) {
     super(message);
   }
@@ -65,10 +78,27 @@ class Rejected extends Error {
  * the canonical query), and compares in constant time.
  */
 export class SigV4Verifier {
-  readonly #options: Required<SigV4VerifierOptions>;
+  readonly #options: Required<Omit<SigV4VerifierOptions, 'onRejected'>>;
+  readonly #onRejected: ((refusal: SigV4Refusal) => void) | undefined;
+  /** By access key id; credentials can be added and removed while serving (rotating temporary credentials). */
+  readonly #credentials = new Map<string, EmulatorCredential>();
 
   constructor(options: SigV4VerifierOptions) {
-    this.#options = { maxClockSkewMs: 5 * 60_000, now: () => Date.now(), ...options };
+    const { onRejected, ...rest } = options;
+    this.#options = { maxClockSkewMs: 5 * 60_000, now: () => Date.now(), ...rest };
+    this.#onRejected = onRejected;
+    // First wins on duplicate key ids, as the former array lookup did.
+    for (const c of options.credentials) if (!this.#credentials.has(c.accessKeyId)) this.addCredential(c);
+  }
+
+  /** Accepts requests signed with `credential` from now on (replacing any with the same key id). */
+  addCredential(credential: EmulatorCredential): void {
+    this.#credentials.set(credential.accessKeyId, { ...credential });
+  }
+
+  /** Forgets a key: its requests are then refused as `unknown-key`. Returns false if it was not known. */
+  removeCredential(accessKeyId: string): boolean {
+    return this.#credentials.delete(accessKeyId);
   }
 
   /** Presigned when the query carries `X-Amz-Signature`, else header auth. */
@@ -78,8 +108,17 @@ export class SigV4Verifier {
       const isPresigned = query.some(([k]) => k === 'X-Amz-Signature');
       return { ok: true, accessKeyId: isPresigned ? this.#presigned(request) : this.#headerAuth(request) };
     } catch (err) {
-      if (err instanceof Rejected) return { ok: false, reason: err.reason, message: err.message };
-      return { ok: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };
+      const refusal: SigV4Refusal =
+        err instanceof Rejected
+          ? {
+              ok: false,
+              reason: err.reason,
+              message: err.message,
+              ...(err.accessKeyId !== undefined ? { accessKeyId: err.accessKeyId } : {}),
+            }
+          : { ok: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };
+      this.#onRejected?.(refusal);
+      return refusal;
     }
   }
 
@@ -166,7 +205,7 @@ export class SigV4Verifier {
     const [accessKeyId = '', date = '', region = '', service = ''] = parts;
     if (date !== amzDate.slice(0, 8))
       throw new Rejected('malformed', 'Credential date does not match X-Amz-Date');
-    const credential = this.#options.credentials.find((c) => c.accessKeyId === accessKeyId);
+    const credential = this.#credentials.get(accessKeyId);
     if (!credential)
       throw new Rejected('unknown-key', 'The security token included in the request is invalid');
     if (region !== this.#options.region) {
@@ -179,7 +218,11 @@ export class SigV4Verifier {
       );
     }
     if (credential.expiresAt && credential.expiresAt.getTime() <= this.#options.now()) {
-      throw new Rejected('credentials-expired', 'The security token included in the request is expired');
+      throw new Rejected(
+        'credentials-expired',
+        'The security token included in the request is expired',
+        accessKeyId,
+      );
     }
     return { credential, scope: `${date}/${region}/${service}/aws4_request`, date, region, service };
   }
