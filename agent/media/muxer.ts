@@ -1,0 +1,385 @@
+import type { Writable } from 'node:stream';
+import {
+  EncodedAudioPacketSource,
+  EncodedPacket,
+  EncodedVideoPacketSource,
+  MkvOutputFormat,
+  Output,
+  StreamTarget,
+  type StreamTargetChunk,
+} from 'mediabunny';
+import type { TrackKind } from '../bridge/wire.js';
+import { AgentError, InvalidStateError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { TypedEmitter } from '../typedEmitter.js';
+import { avcCodecString } from './h264.js';
+import {
+  OPUS_SILENCE_20MS,
+  OPUS_SILENCE_DURATION_US,
+  opusHead,
+  opusPacketChannels,
+  opusPacketDurationUs,
+} from './opus.js';
+import type { TimedFrame } from './timeline.js';
+
+export interface PipeStallInfo {
+  /** Bytes written to the output that it has not taken yet. */
+  pendingBytes: number;
+  /** How long nothing moved. */
+  stalledForMs: number;
+  queuedFrames: number;
+}
+
+export interface MuxerStats {
+  framesWritten: Record<TrackKind, number>;
+  /** 20 ms silent Opus packets put where audio was missing for more than a second. */
+  silencePacketsInserted: number;
+  bytesOut: number;
+  queueDepth: number;
+  queueDepthMax: number;
+  /** Frames dropped because the queue was full (until the next video key frame) or after a write error. */
+  dropped: number;
+  overflows: number;
+  stalls: number;
+  /** Frames mediabunny refused (e.g. a timestamp going back across a GOP): logged and skipped. */
+  rejected: number;
+  /** Time of one mediabunny `add()` (queueing + Matroska framing + our write), ms. */
+  addLatencyMs: { p50: number | null; p99: number | null; samples: number };
+}
+
+export interface MuxerEvents extends Record<string, unknown[]> {
+  /** Output bytes are pending and nothing moved for stallTimeoutMs; once per episode. */
+  stalled: [PipeStallInfo];
+  /** The queue was full: frames are being dropped until the next video key frame. */
+  overflow: [{ dropped: number }];
+  /** Writing to the output failed (EPIPE when gst died): nothing more will be written. */
+  failed: [Error];
+}
+
+export interface MatroskaStreamMuxerOptions {
+  hasAudio: boolean;
+  /** gst's stdin. */
+  output: Writable;
+  /** Frames held while the output is slow before dropping starts. Default 600 (≈ 8 s of 30 fps + audio). */
+  maxQueuedFrames?: number;
+  /** Default 5000. */
+  stallTimeoutMs?: number;
+  logger: Logger;
+}
+
+/** A gap in audio longer than this is filled with silence (mediabunny interleaves: it holds video until audio comes). */
+const AUDIO_GAP_FILL_US = 1_000_000;
+const WATCHDOG_TICK_MS = 250;
+const LATENCY_SAMPLES = 10_000;
+
+/**
+ * Streams TimedFrames as one live Matroska file into a Node Writable (gst's stdin) with mediabunny.
+ *
+ * H.264 goes in as Annex B without a decoder description, so the Matroska track has no CodecPrivate and every
+ * key frame keeps its SPS/PPS in-band: matroskademux then announces byte-stream H.264 and resolution changes
+ * pass through untouched. `write()` never blocks: frames wait in a bounded queue drained by one pump that
+ * honours the output's backpressure; a watchdog reports a pipe that stopped moving.
+ */
+export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
+  readonly #opts: Required<Omit<MatroskaStreamMuxerOptions, 'logger' | 'output'>>;
+  readonly #outputStream: Writable;
+  readonly #log: Logger;
+  readonly #output: Output;
+  readonly #video = new EncodedVideoPacketSource('avc');
+  readonly #audio: EncodedAudioPacketSource | undefined;
+  #state: 'new' | 'running' | 'finishing' | 'finished' | 'failed' = 'new';
+  #queue: TimedFrame[] = [];
+  #pumping: Promise<void> | undefined;
+  #finishing: Promise<void> | undefined;
+  #dropping = false;
+  #error: Error | undefined;
+  #videoConfigured = false;
+  #audioConfigured = false;
+  /** End of the last audio packet written, µs on the recording clock. */
+  #audioEndUs: number | null = null;
+  #lastVideoUs = -1;
+  #watchdog: NodeJS.Timeout | undefined;
+  #lastFlushed = 0;
+  #lastProgressAt = Date.now();
+  #stalled = false;
+  #waitingDrain = false;
+  readonly #latency: number[] = [];
+  readonly #stats = {
+    framesWritten: { video: 0, audio: 0 } as Record<TrackKind, number>,
+    silencePacketsInserted: 0,
+    bytesOut: 0,
+    queueDepthMax: 0,
+    dropped: 0,
+    overflows: 0,
+    stalls: 0,
+    rejected: 0,
+    addSamples: 0,
+  };
+
+  constructor(options: MatroskaStreamMuxerOptions) {
+    super();
+    this.#opts = {
+      hasAudio: options.hasAudio,
+      maxQueuedFrames: options.maxQueuedFrames ?? 600,
+      stallTimeoutMs: options.stallTimeoutMs ?? 5000,
+    };
+    this.#outputStream = options.output;
+    this.#log = options.logger;
+    this.#output = new Output({
+      format: new MkvOutputFormat({ appendOnly: true }),
+      target: new StreamTarget(
+        new WritableStream<StreamTargetChunk>({ write: (chunk) => this.#writeChunk(chunk) }),
+      ),
+    });
+    this.#output.addVideoTrack(this.#video);
+    if (options.hasAudio) {
+      this.#audio = new EncodedAudioPacketSource('opus');
+      this.#output.addAudioTrack(this.#audio);
+    }
+    this.#outputStream.on('error', (err: Error) => this.#fail(err));
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new InvalidStateError(`muxer cannot start when ${this.#state}`);
+    await this.#output.start();
+    this.#state = 'running';
+    this.#watchdog = setInterval(() => this.#checkProgress(), WATCHDOG_TICK_MS);
+    this.#watchdog.unref();
+  }
+
+  /** Queues a frame; never blocks. Frames are dropped (and counted) when the queue is full or the output failed. */
+  write(frame: TimedFrame): void {
+    if (this.#state !== 'running') {
+      if (this.#state === 'new') throw new InvalidStateError('muxer written before start()');
+      this.#stats.dropped++;
+      return;
+    }
+    if (frame.kind === 'audio' && !this.#audio) return;
+    if (this.#dropping || this.#queue.length >= this.#opts.maxQueuedFrames) {
+      // A partial GOP would not decode: once we lose a frame we resume only at a key frame.
+      const resumes = frame.kind === 'video' && frame.key && this.#queue.length < this.#opts.maxQueuedFrames;
+      if (!resumes) {
+        this.#stats.dropped++;
+        if (!this.#dropping) {
+          this.#dropping = true;
+          this.#stats.overflows++;
+          this.#log.warn(
+            { queued: this.#queue.length },
+            'muxer queue full: dropping until the next key frame',
+          );
+          this.safeEmit('overflow', { dropped: this.#stats.dropped });
+        }
+        return;
+      }
+      this.#dropping = false;
+    }
+    this.#queue.push(frame);
+    this.#stats.queueDepthMax = Math.max(this.#stats.queueDepthMax, this.#queue.length);
+    this.#pumping ??= this.#pump().finally(() => (this.#pumping = undefined));
+  }
+
+  async #pump(): Promise<void> {
+    let frame: TimedFrame | undefined;
+    while ((frame = this.#queue.shift()) && this.#state !== 'failed') {
+      const started = performance.now();
+      try {
+        if (frame.kind === 'video') await this.#addVideo(frame);
+        else await this.#addAudio(frame);
+        this.#stats.framesWritten[frame.kind]++;
+      } catch (err) {
+        if (this.#error) break;
+        this.#stats.rejected++;
+        this.#log.warn(
+          { err: errorMessage(err), kind: frame.kind, timestampUs: frame.timestampUs },
+          'frame refused by the muxer',
+        );
+      }
+      this.#sampleLatency(performance.now() - started);
+    }
+  }
+
+  async #addVideo(frame: TimedFrame): Promise<void> {
+    if (frame.timestampUs <= this.#lastVideoUs)
+      throw new AgentError('MEDIA_REJECTED', 'video timestamp did not increase');
+    if (this.#audio && this.#audioConfigured && this.#audioEndUs !== null) {
+      // mediabunny writes a cluster only when every track has a packet queued: with audio gone, video would pile
+      // up in memory and never reach gst. Silence keeps it flowing (and the file's audio track continuous).
+      while (frame.timestampUs - this.#audioEndUs > AUDIO_GAP_FILL_US) {
+        const packet = new EncodedPacket(
+          OPUS_SILENCE_20MS,
+          'key',
+          this.#audioEndUs / 1e6,
+          OPUS_SILENCE_DURATION_US / 1e6,
+        );
+        await this.#audio.add(packet);
+        this.#audioEndUs += OPUS_SILENCE_DURATION_US;
+        this.#stats.silencePacketsInserted++;
+      }
+    }
+    const packet = new EncodedPacket(frame.data, frame.key ? 'key' : 'delta', frame.timestampUs / 1e6, 0);
+    if (!this.#videoConfigured) {
+      if (!frame.key) throw new AgentError('MEDIA_REJECTED', 'the first video frame must be a key frame');
+      const codec = avcCodecString(frame.data) ?? 'avc1.42E01F';
+      // Only the track header uses these; the in-band SPS is what decoders follow.
+      const codedWidth = frame.width > 0 ? frame.width : 640;
+      const codedHeight = frame.height > 0 ? frame.height : 360;
+      await this.#video.add(packet, { decoderConfig: { codec, codedWidth, codedHeight } });
+      this.#videoConfigured = true;
+    } else {
+      await this.#video.add(packet);
+    }
+    this.#lastVideoUs = frame.timestampUs;
+  }
+
+  async #addAudio(frame: TimedFrame): Promise<void> {
+    const audio = this.#audio;
+    if (!audio) return;
+    const durationUs = opusPacketDurationUs(frame.data);
+    if (durationUs === null) throw new AgentError('MEDIA_REJECTED', 'not an Opus packet');
+    if (this.#audioEndUs !== null && frame.timestampUs < this.#audioEndUs - durationUs) {
+      // Arrived after silence was already written for its time.
+      throw new AgentError('MEDIA_REJECTED', 'audio packet late behind inserted silence');
+    }
+    const packet = new EncodedPacket(frame.data, 'key', frame.timestampUs / 1e6, durationUs / 1e6);
+    if (!this.#audioConfigured) {
+      const channels = opusPacketChannels(frame.data);
+      await audio.add(packet, {
+        decoderConfig: {
+          codec: 'opus',
+          numberOfChannels: channels,
+          sampleRate: 48_000,
+          description: opusHead(channels),
+        },
+      });
+      this.#audioConfigured = true;
+    } else {
+      await audio.add(packet);
+    }
+    this.#audioEndUs = Math.max(this.#audioEndUs ?? 0, frame.timestampUs + durationUs);
+  }
+
+  /** mediabunny's sink: append to the output, waiting for 'drain' when it asks us to. */
+  async #writeChunk(chunk: StreamTargetChunk): Promise<void> {
+    if (this.#error) throw this.#error;
+    if (chunk.position !== this.#stats.bytesOut) {
+      throw new AgentError(
+        'INVALID_STATE',
+        `muxer tried to seek to ${chunk.position} in a pipe at ${this.#stats.bytesOut}`,
+      );
+    }
+    // Copy: the bytes stay queued in the stream after this returns, and mediabunny may reuse its buffer.
+    const data = Buffer.from(chunk.data);
+    this.#stats.bytesOut += data.byteLength;
+    if (!this.#outputStream.write(data)) {
+      this.#waitingDrain = true;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const done = (err?: Error) => {
+            this.#outputStream.off('drain', onDrain);
+            this.#outputStream.off('error', done);
+            this.#outputStream.off('close', onClose);
+            if (err) reject(err);
+            else resolve();
+          };
+          const onDrain = () => done();
+          const onClose = () => done(new AgentError('PIPE_STALLED', 'output closed while waiting for drain'));
+          this.#outputStream.on('drain', onDrain);
+          this.#outputStream.on('error', done);
+          this.#outputStream.on('close', onClose);
+        });
+      } finally {
+        this.#waitingDrain = false;
+      }
+    }
+  }
+
+  #checkProgress(): void {
+    const pending = this.#outputStream.writableLength;
+    const flushed = this.#stats.bytesOut - pending;
+    const now = Date.now();
+    if (flushed !== this.#lastFlushed || (pending === 0 && !this.#waitingDrain)) {
+      this.#lastFlushed = flushed;
+      this.#lastProgressAt = now;
+      this.#stalled = false;
+      return;
+    }
+    const stalledForMs = now - this.#lastProgressAt;
+    if (!this.#stalled && stalledForMs >= this.#opts.stallTimeoutMs) {
+      this.#stalled = true;
+      this.#stats.stalls++;
+      const info = { pendingBytes: pending, stalledForMs, queuedFrames: this.#queue.length };
+      this.#log.warn(info, 'output pipe stalled');
+      this.safeEmit('stalled', info);
+    }
+  }
+
+  #fail(err: Error): void {
+    if (this.#error) return;
+    this.#error = err;
+    if (this.#state === 'finished') return;
+    this.#state = 'failed';
+    this.#stats.dropped += this.#queue.length;
+    this.#queue = [];
+    clearInterval(this.#watchdog);
+    this.#log.error({ err: err.message }, 'muxer output failed');
+    this.safeEmit('failed', err);
+  }
+
+  /** Flushes the queue, finalizes the Matroska stream and ends the output. Rejects if the output failed. Idempotent. */
+  finish(): Promise<void> {
+    if (this.#state === 'new') return Promise.reject(new InvalidStateError('muxer finished before start()'));
+    this.#finishing ??= this.#doFinish();
+    return this.#finishing;
+  }
+
+  async #doFinish(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'finishing';
+    while (this.#pumping) await this.#pumping;
+    clearInterval(this.#watchdog);
+    this.#throwIfFailed();
+    // Nothing may be added after this: mediabunny throws "Output has been finalized" on late packets.
+    if (this.#videoConfigured) await this.#output.finalize();
+    else await this.#output.cancel();
+    this.#throwIfFailed();
+    this.#state = 'finished';
+    await new Promise<void>((resolve, reject) => {
+      if (this.#outputStream.writableFinished) return resolve();
+      this.#outputStream.once('error', reject);
+      this.#outputStream.end(() => resolve());
+    });
+  }
+
+  #throwIfFailed(): void {
+    if (this.#error) throw this.#error;
+  }
+
+  #sampleLatency(ms: number): void {
+    this.#stats.addSamples++;
+    if (this.#latency.length < LATENCY_SAMPLES) this.#latency.push(ms);
+    else {
+      const slot = Math.floor(Math.random() * this.#stats.addSamples);
+      if (slot < LATENCY_SAMPLES) this.#latency[slot] = ms;
+    }
+  }
+
+  stats(): MuxerStats {
+    const sorted = [...this.#latency].sort((a, b) => a - b);
+    const pct = (p: number) =>
+      sorted.length
+        ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 1000) / 1000
+        : null;
+    const s = this.#stats;
+    return {
+      framesWritten: { ...s.framesWritten },
+      silencePacketsInserted: s.silencePacketsInserted,
+      bytesOut: s.bytesOut,
+      queueDepth: this.#queue.length,
+      queueDepthMax: s.queueDepthMax,
+      dropped: s.dropped,
+      overflows: s.overflows,
+      stalls: s.stalls,
+      rejected: s.rejected,
+      addLatencyMs: { p50: pct(0.5), p99: pct(0.99), samples: s.addSamples },
+    };
+  }
+}

@@ -1,0 +1,134 @@
+import { ConfigError } from '../errors.js';
+
+/** Where the recording goes. */
+export type SinkSpec =
+  | {
+      kind: 'file';
+      directory: string;
+      /** File names are `<filePrefix>_00000.ts`, `<filePrefix>_00001.ts`, … */
+      filePrefix: string;
+      /** A new segment starts at the first key frame after this many seconds. */
+      segmentSeconds: number;
+    }
+  | {
+      kind: 'kvssink';
+      streamName: string;
+      /** kvssink `aws-region`; kvssink's own default (us-west-2, or AWS_DEFAULT_REGION) when absent. */
+      awsRegion?: string;
+      /** Further kvssink properties, written as `name=value`. */
+      properties?: Record<string, string | number | boolean>;
+    };
+
+export interface PipelineOptions {
+  hasAudio: boolean;
+}
+
+/**
+ * The front half, shared by every sink: Matroska from the agent on stdin, demuxed; H.264 kept as it is
+ * (h264parse only re-frames it, its caps come from the back half); Opus decoded and re-encoded as AAC-LC,
+ * the only audio codec KVS plays back. Queues decouple the demuxer from the two branches so a slow encoder
+ * does not block video.
+ */
+function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, audioTarget: string): string[] {
+  const video = [
+    'demux.video_0',
+    '!',
+    'queue',
+    '!',
+    'h264parse',
+    'config-interval=-1',
+    '!',
+    videoCaps,
+    ...videoTail,
+  ];
+  const audio = hasAudio
+    ? [
+        'demux.audio_0',
+        '!',
+        'queue',
+        '!',
+        'opusdec',
+        '!',
+        'audioconvert',
+        '!',
+        'audioresample',
+        '!',
+        'avenc_aac',
+        '!',
+        'aacparse',
+        '!',
+        'queue',
+        '!',
+        audioTarget,
+      ]
+    : [];
+  return ['fdsrc', 'fd=0', '!', 'matroskademux', 'name=demux', ...video, ...audio];
+}
+
+function fileBackHalf(spec: Extract<SinkSpec, { kind: 'file' }>, hasAudio: boolean): string[] {
+  if (!(spec.segmentSeconds > 0) || !Number.isFinite(spec.segmentSeconds)) {
+    throw new ConfigError(
+      `segment length must be a positive number of seconds, got ${spec.segmentSeconds}`,
+      'segmentSeconds',
+    );
+  }
+  if (spec.directory.length === 0 || spec.filePrefix.length === 0) {
+    throw new ConfigError('the file sink needs a directory and a file prefix', 'outputDir');
+  }
+  // splitmuxsink formats `location` with printf: a literal % must be doubled.
+  const base = `${spec.directory.replace(/\/+$/, '')}/${spec.filePrefix}`.replaceAll('%', '%%');
+  const location = `${base}_%05d.ts`;
+  const maxSizeTimeNs = BigInt(Math.round(spec.segmentSeconds * 1000)) * 1_000_000n;
+  // MPEG-TS: every packet is self-contained, so a file cut short by SIGKILL stays playable; its stream
+  // format carries SPS/PPS in-band, so mid-stream resolution changes pass (matroskamux refuses new caps,
+  // mp4mux corrupts the frames around the switch). MPEG-TS also carries DTS, derived from PTS here: WebRTC
+  // H.264 has no B-frames. (h264timestamper in this branch made the muxer wait forever for video with
+  // GStreamer 1.22, measured on the fixture, so it is only used for kvssink.)
+  const front = frontHalf(
+    'video/x-h264,stream-format=byte-stream,alignment=au',
+    ['!', 'queue', '!', 'split.video'],
+    hasAudio,
+    'split.audio_0',
+  );
+  return [
+    ...front,
+    'splitmuxsink',
+    'name=split',
+    'muxer-factory=mpegtsmux',
+    `location=${location}`,
+    `max-size-time=${maxSizeTimeNs}`,
+  ];
+}
+
+const PROPERTY_NAME = /^[a-z][a-z0-9-]*$/;
+
+function kvssinkBackHalf(spec: Extract<SinkSpec, { kind: 'kvssink' }>, hasAudio: boolean): string[] {
+  if (!/^[a-zA-Z0-9_.-]{1,256}$/.test(spec.streamName)) {
+    throw new ConfigError(`invalid Kinesis video stream name "${spec.streamName}"`, 'stream');
+  }
+  const props: string[] = [`stream-name=${spec.streamName}`];
+  if (spec.awsRegion) props.push(`aws-region=${spec.awsRegion}`);
+  for (const [name, value] of Object.entries(spec.properties ?? {})) {
+    if (!PROPERTY_NAME.test(name))
+      throw new ConfigError(`invalid kvssink property name "${name}"`, 'kvssink');
+    props.push(`${name}=${String(value)}`);
+  }
+  // kvssink drops key frames without DTS (Matroska carries PTS only): h264timestamper fills DTS in.
+  const front = frontHalf(
+    'video/x-h264,stream-format=avc,alignment=au',
+    ['!', 'h264timestamper', '!', 'queue', '!', 'sink.'],
+    hasAudio,
+    'sink.',
+  );
+  return [...front, 'kvssink', 'name=sink', ...props];
+}
+
+/** argv for `gst-launch-1.0` (everything after the binary and its `-e`), reading Matroska on stdin. */
+export function buildPipelineArgs(spec: SinkSpec, options: PipelineOptions): string[] {
+  switch (spec.kind) {
+    case 'file':
+      return fileBackHalf(spec, options.hasAudio);
+    case 'kvssink':
+      return kvssinkBackHalf(spec, options.hasAudio);
+  }
+}

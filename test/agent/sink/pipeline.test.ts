@@ -1,0 +1,141 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { pino } from 'pino';
+import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
+import { MediaTimeline } from '../../../agent/media/timeline.js';
+import { GstProcess } from '../../../agent/sink/gstProcess.js';
+import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
+import {
+  FIXTURE_RAMP,
+  decodeErrors,
+  probe,
+  probeFrames,
+  readPackets,
+  toWireFrames,
+} from '../../support/media.js';
+
+const log = pino({ level: 'silent' });
+
+test('file sink args: MPEG-TS segments by time, audio branch only when asked', () => {
+  const args = buildPipelineArgs(
+    { kind: 'file', directory: '/rec/', filePrefix: 'cam 1%', segmentSeconds: 30 },
+    { hasAudio: true },
+  );
+  expect(args.slice(0, 5)).toEqual(['fdsrc', 'fd=0', '!', 'matroskademux', 'name=demux']);
+  expect(args).toContain('muxer-factory=mpegtsmux');
+  expect(args).toContain('location=/rec/cam 1%%_%05d.ts');
+  expect(args).toContain('max-size-time=30000000000');
+  expect(args).toContain('avenc_aac');
+  const videoOnly = buildPipelineArgs(
+    { kind: 'file', directory: '/rec', filePrefix: 'x', segmentSeconds: 1.5 },
+    { hasAudio: false },
+  );
+  expect(videoOnly).not.toContain('demux.audio_0');
+  expect(videoOnly).toContain('max-size-time=1500000000');
+  expect(() =>
+    buildPipelineArgs(
+      { kind: 'file', directory: '/rec', filePrefix: 'x', segmentSeconds: 0 },
+      { hasAudio: false },
+    ),
+  ).toThrow(/segment/);
+});
+
+test('kvssink args: avc caps, DTS filled in, AAC into the same element', () => {
+  const args = buildPipelineArgs(
+    {
+      kind: 'kvssink',
+      streamName: 'my-stream',
+      awsRegion: 'eu-west-1',
+      properties: { 'fragment-duration': 2000 },
+    },
+    { hasAudio: true },
+  );
+  const line = args.join(' ');
+  expect(line).toContain(
+    'h264parse config-interval=-1 ! video/x-h264,stream-format=avc,alignment=au ! h264timestamper ! queue ! sink.',
+  );
+  expect(line).toContain('aacparse ! queue ! sink.');
+  expect(line).toMatch(
+    /kvssink name=sink stream-name=my-stream aws-region=eu-west-1 fragment-duration=2000$/,
+  );
+  expect(() => buildPipelineArgs({ kind: 'kvssink', streamName: 'bad name!' }, { hasAudio: false })).toThrow(
+    /stream name/,
+  );
+  expect(() =>
+    buildPipelineArgs(
+      { kind: 'kvssink', streamName: 's', properties: { 'x y=1 ! fakesink': 1 } },
+      { hasAudio: false },
+    ),
+  ).toThrow(/property/);
+});
+
+test('the fixture goes timeline → muxer → gst file sink and comes out whole', async () => {
+  test.setTimeout(180_000);
+  const dir = await mkdtemp(join(tmpdir(), 'sink-'));
+  try {
+    const packets = await readPackets(FIXTURE_RAMP);
+    const inputVideo = packets.filter((p) => p.kind === 'video').length;
+    const inputDurationS = (packets[packets.length - 1]!.timestampUs - packets[0]!.timestampUs) / 1e6;
+    // Jitter of up to ±8 ms on receive times, like the browser's 64 Hz delivery tick.
+    const frames = toWireFrames(packets, { jitterMs: (i) => ((i * 7919) % 17) - 8 });
+
+    const gst = new GstProcess({
+      args: buildPipelineArgs(
+        { kind: 'file', directory: dir, filePrefix: 'rec', segmentSeconds: 3600 },
+        { hasAudio: true },
+      ),
+      logger: log,
+    });
+    await gst.start();
+    const cpuBefore = process.cpuUsage();
+    const muxer = new MatroskaStreamMuxer({
+      hasAudio: true,
+      output: gst.stdin,
+      logger: log,
+      maxQueuedFrames: 100_000,
+    });
+    await muxer.start();
+    const timeline = new MediaTimeline();
+    let t0 = 0;
+    for (const f of frames) {
+      const timed = timeline.push(f);
+      if (timed) muxer.write(timed);
+      // Yield now and then so the pump and the pipe run alongside.
+      if (++t0 % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await muxer.finish();
+    const exit = await gst.close({ timeoutMs: 30_000 });
+    const nodeCpuS = (process.cpuUsage(cpuBefore).user + process.cpuUsage(cpuBefore).system) / 1e6;
+    expect(exit).toEqual({ exitCode: 0, signal: null });
+
+    const stats = muxer.stats();
+    test.info().annotations.push({
+      type: 'measured',
+      description: `muxer add() p50 ${stats.addLatencyMs.p50} ms p99 ${stats.addLatencyMs.p99} ms; node CPU ${nodeCpuS.toFixed(2)} s for ${inputDurationS.toFixed(1)} s media; ${JSON.stringify(timeline.stats())}`,
+    });
+    expect(stats.dropped).toBe(0);
+    expect(stats.framesWritten.video).toBe(inputVideo);
+
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'));
+    expect(files).toEqual(['rec_00000.ts']);
+    const file = join(dir, files[0]!);
+    const info = await probe(file);
+    const video = info.streams.filter((s) => s.codec_type === 'video');
+    const audio = info.streams.filter((s) => s.codec_type === 'audio');
+    expect(video.map((s) => s.codec_name)).toEqual(['h264']);
+    expect(audio.map((s) => s.codec_name)).toEqual(['aac']);
+    expect(Math.abs(Number(info.format.duration) - inputDurationS) / inputDurationS).toBeLessThan(0.1);
+    expect(Math.abs(Number(video[0]!.start_time) - Number(audio[0]!.start_time))).toBeLessThan(0.1);
+
+    const outFrames = await probeFrames(file, 'v');
+    expect(outFrames.length).toBeGreaterThanOrEqual(Math.ceil(inputVideo * 0.99));
+    const sizes = new Set(outFrames.map((f) => `${f.width}x${f.height}`));
+    for (const size of ['320x180', '480x270', '640x360', '960x540', '1280x720'])
+      expect(sizes).toContain(size);
+    expect(await decodeErrors(file)).toBe('');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
