@@ -70,7 +70,7 @@ export interface Emulator {
    */
   readonly containerCredentialsUrl?: string;
   /** With `containerCredentials`: makes every set issued so far expire now; returns how many changed. */
-  expireContainerCredentials?(): number;
+  readonly expireContainerCredentials?: () => number;
   /** Closes all sockets; idempotent. */
   stop(): Promise<void>;
 }
