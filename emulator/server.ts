@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -13,6 +16,8 @@ import {
 } from './containerCredentials.js';
 import { createControlPlaneRouter } from './controlPlane.js';
 import { createIceConfigRouter, type IceServerEntry } from './iceConfig.js';
+import { FragmentStore } from './media/fragmentStore.js';
+import { createMediaRouter, type MediaRouterOptions } from './media/mediaRouter.js';
 import { SigV4Verifier, type EmulatorCredential } from './sigv4.js';
 import { SignalingHub } from './signaling.js';
 import { EmulatorState } from './state.js';
@@ -54,6 +59,10 @@ export interface EmulatorOptions {
    * credentials valid for `ttlMs`, accepted alongside `credentials` until they expire. Default: off.
    */
   containerCredentials?: ContainerCredentialsOptions;
+  /** Where PutMedia fragments are stored; default a fresh temporary directory removed by stop(). */
+  dataDir?: string;
+  /** PutMedia/GetMedia timers and quotas, for tests (see emulator/media/mediaRouter.ts). */
+  media?: Pick<MediaRouterOptions, 'limits' | 'clip' | 'getMediaIdleMs'>;
   logger?: Logger;
 }
 
@@ -63,6 +72,8 @@ export interface Emulator {
   readonly port: number;
   readonly region: string;
   readonly admin: EmulatorAdmin;
+  /** The fragment store behind PutMedia, ListFragments, GetMedia and GetClip. */
+  readonly dataDir: string;
   /**
    * With `containerCredentials`: the URL for AWS_CONTAINER_CREDENTIALS_FULL_URI (always 127.0.0.1 or [::1], the
    * only hosts the SDK accepts over plain http). Counters in `admin.stats()`: `container-credentials.issued`,
@@ -127,12 +138,44 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     });
   }
 
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'kvs-emulator-data-')));
+  const store = new FragmentStore({ dataDir, logger });
+
   const app = express();
   app.disable('x-powered-by');
   app.use(cors);
   app.use('/_emulator', express.json({ limit: '64kb' }), createAdminRouter(admin));
   // Before SigV4: the credentials endpoint is how a client gets something to sign with.
   if (issuer) app.use(issuer.router());
+  // Before the body parser: PutMedia streams its body, and the JSON media APIs hash their raw bytes.
+  app.use(
+    createMediaRouter({
+      store,
+      lookupStream: (ref) => {
+        try {
+          const s = state.findStream({ name: ref.StreamName, arn: ref.StreamARN });
+          return { name: s.name, arn: s.arn, retentionHours: s.dataRetentionInHours, status: s.status };
+        } catch {
+          return undefined;
+        }
+      },
+      verify: (req, { emptyPayloadHash, body }) => {
+        const verdict = verifier.verify({
+          method: req.method ?? 'POST',
+          url: (req as Request).originalUrl ?? req.url ?? '/',
+          rawHeaders: req.rawHeaders,
+          ...(emptyPayloadHash ? {} : { body: body ?? Buffer.alloc(0) }),
+        });
+        if (verdict.ok) return Promise.resolve(undefined);
+        stats.inc(`rejected.http.sigv4.${verdict.reason}`);
+        return Promise.resolve(verdict.message);
+      },
+      count: (name, by) => stats.inc(name, by),
+      logger,
+      ...options.media,
+    }),
+  );
   app.use(express.raw({ type: () => true, limit: MAX_BODY }));
   app.use((req: Request, res: Response, next: NextFunction) => {
     const verdict = verifier.verify({
@@ -209,6 +252,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     port,
     region,
     admin,
+    dataDir,
     ...(issuer
       ? {
           containerCredentialsUrl: `http://${loopbackHost(host)}:${port}${CONTAINER_CREDENTIALS_PATH}`,
@@ -220,6 +264,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         hub.close();
         server.close(() => resolve());
         server.closeAllConnections();
+      }).then(async () => {
+        if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
       });
       return stopping;
     },
