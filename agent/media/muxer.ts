@@ -137,6 +137,11 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       this.#output.addAudioTrack(this.#audio);
     }
     this.#outputStream.on('error', (err: Error) => this.#fail(err));
+    // A destroyed pipe (gst gone) may close without an 'error' event: writes would then wait for 'drain' forever.
+    this.#outputStream.on('close', () => {
+      if (this.#state !== 'finished')
+        this.#fail(new AgentError('PIPE_STALLED', 'the output closed (GStreamer gone?)'));
+    });
   }
 
   async start(): Promise<void> {
@@ -261,6 +266,11 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   /** mediabunny's sink: append to the output, waiting for 'drain' when it asks us to. */
   async #writeChunk(chunk: StreamTargetChunk): Promise<void> {
     if (this.#error) throw this.#error;
+    if (this.#outputStream.destroyed || this.#outputStream.writableEnded) {
+      const err = new AgentError('PIPE_STALLED', 'the output is closed (GStreamer gone?)');
+      this.#fail(err);
+      throw err;
+    }
     if (chunk.position !== this.#stats.bytesOut) {
       throw new AgentError(
         'INVALID_STATE',
@@ -270,7 +280,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     // Copy: the bytes stay queued in the stream after this returns, and mediabunny may reuse its buffer.
     const data = Buffer.from(chunk.data);
     this.#stats.bytesOut += data.byteLength;
-    if (!this.#outputStream.write(data)) {
+    if (!this.#outputStream.write(data, (err) => err && this.#fail(err))) {
       this.#waitingDrain = true;
       try {
         await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,128 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { pino } from 'pino';
+import { ChildProcessError } from '../../../agent/errors.js';
+import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
+import { MediaTimeline } from '../../../agent/media/timeline.js';
+import { GstProcess } from '../../../agent/sink/gstProcess.js';
+import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
+import { FIXTURE_RAMP, probe, readPackets, toWireFrames } from '../../support/media.js';
+
+const log = pino({ level: 'silent' });
+
+test('a pipeline with a bad element rejects start() with gst output lines', async () => {
+  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'nosuchelement', '!', 'fakesink'], logger: log });
+  const err = await gst.start().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ChildProcessError);
+  const details = (err as ChildProcessError).details;
+  expect(details.recentOutput?.join('\n')).toContain('nosuchelement');
+  expect((err as Error).message).toMatch(/failed to start|exited before/);
+});
+
+test('a missing binary rejects start()', async () => {
+  const gst = new GstProcess({
+    args: ['fakesrc', '!', 'fakesink'],
+    gstLaunchPath: '/nonexistent/gst-launch',
+    logger: log,
+  });
+  await expect(gst.start()).rejects.toThrow(/could not run|exited before/);
+});
+
+test('a child that never reports readiness is killed and rejects after readyTimeoutMs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fake-gst-'));
+  try {
+    // A stand-in binary that ignores its pipeline and says nothing, through the gstLaunchPath seam.
+    const fake = join(dir, 'silent-gst');
+    await writeFile(fake, '#!/bin/sh\necho "Setting pipeline to PAUSED ..."\nexec sleep 60\n', {
+      mode: 0o755,
+    });
+    const gst = new GstProcess({ args: ['fakesrc'], gstLaunchPath: fake, readyTimeoutMs: 700, logger: log });
+    const err = await gst.start().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).toMatch(/did not become ready within 700 ms/);
+    expect((err as ChildProcessError).details.recentOutput).toEqual(['Setting pipeline to PAUSED ...']);
+    expect((await gst.close()).signal).toBe('SIGKILL');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('close() ends with EOS (exit 0), is idempotent, and does not report died', async () => {
+  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
+  let died = 0;
+  gst.on('died', () => died++);
+  await gst.start();
+  expect(gst.pid).toBeGreaterThan(0);
+  const a = gst.close();
+  const b = gst.close();
+  expect(a).toBe(b);
+  expect(await a).toEqual({ exitCode: 0, signal: null });
+  expect(died).toBe(0);
+});
+
+test('an unexpected death after readiness emits died with the exit details', async () => {
+  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
+  await gst.start();
+  const died = new Promise<ChildProcessError>((resolve) => gst.once('died', resolve));
+  process.kill(gst.pid!, 'SIGKILL');
+  const err = await died;
+  expect(err.details.signal).toBe('SIGKILL');
+  expect(await gst.close()).toEqual({ exitCode: null, signal: 'SIGKILL' });
+});
+
+test('SIGKILL of gst mid-recording leaves a segment ffprobe reads with both streams; the muxer fails softly', async () => {
+  test.setTimeout(120_000);
+  const dir = await mkdtemp(join(tmpdir(), 'kill-'));
+  try {
+    const frames = toWireFrames(await readPackets(FIXTURE_RAMP));
+    const gst = new GstProcess({
+      args: buildPipelineArgs(
+        { kind: 'file', directory: dir, filePrefix: 'rec', segmentSeconds: 3600 },
+        { hasAudio: true },
+      ),
+      logger: log,
+    });
+    await gst.start();
+    const muxer = new MatroskaStreamMuxer({
+      hasAudio: true,
+      output: gst.stdin,
+      logger: log,
+      maxQueuedFrames: 100_000,
+    });
+    const failed = new Promise<Error>((resolve) => muxer.once('failed', resolve));
+    await muxer.start();
+    const timeline = new MediaTimeline();
+    const died = new Promise<ChildProcessError>((resolve) => gst.once('died', resolve));
+    // Feed 20 s of media, let gst write it, then kill it hard.
+    for (const f of frames.slice(0, Math.floor(frames.length / 2))) {
+      const t = timeline.push(f);
+      if (t) muxer.write(t);
+    }
+    await expect.poll(() => muxer.stats().queueDepth, { timeout: 20_000 }).toBe(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    process.kill(gst.pid!, 'SIGKILL');
+    await died;
+    // The agent keeps writing after the death: EPIPE must surface as an event, not a crash.
+    for (const f of frames.slice(Math.floor(frames.length / 2))) {
+      const t = timeline.push(f);
+      if (t) muxer.write(t);
+    }
+    expect((await failed).message).toMatch(/EPIPE|closed|write after end|destroyed/i);
+    await expect(muxer.finish()).rejects.toThrow();
+
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBe(1);
+    const info = await probe(join(dir, files[0]!));
+    expect(info.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
+    expect(Number(info.format.duration)).toBeGreaterThan(5);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
