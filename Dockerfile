@@ -40,4 +40,4 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/package.json ./
 # Chromium refuses to run as root without --no-sandbox (which the agent passes); run as the node user anyway.
 USER node
-ENTRYPOINT ["node", "dist/node/agent/main.js", "--web-root", "dist/web"]
+ENTRYPOINT ["node", "--no-warnings", "dist/node/agent/main.js", "--web-root", "dist/web"]

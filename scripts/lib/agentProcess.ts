@@ -30,7 +30,8 @@ export function spawnAgent(options: {
 }): AgentProcess {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args],
+    // Warnings are not lost: main.ts logs them as structured lines.
+    ['--no-warnings', '--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args],
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...options.env },

@@ -33,6 +33,7 @@ export async function startDemoStack(options: {
       headed: options.headed ?? false,
       maintainResolution: options.maintainResolution ?? false,
       webRoot: resolve(ROOT, 'dist/web'),
+      logger: options.logger.child({ component: 'master' }),
     });
   } catch (err) {
     await emulator.stop();
