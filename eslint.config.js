@@ -4,7 +4,17 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test-results/**', 'playwright-report/**', 'eslint.config.js'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'test-results/**',
+      'playwright-report/**',
+      'recordings/**',
+      'eslint.config.js',
+      'vite-env.d.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -31,7 +41,7 @@ export default tseslint.config(
   },
   {
     // Command-line entry points and the demo report print to the terminal on purpose.
-    files: ['scripts/**/*.ts', 'test/support/reporter.ts'],
+    files: ['scripts/**/*.ts', 'test/support/summaryReporter.ts'],
     rules: { 'no-console': 'off' },
   },
 );

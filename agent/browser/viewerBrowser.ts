@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type ConsoleMessage, type Page } from 'puppeteer-core';
+import puppeteer, { type Browser, type ConsoleMessage } from 'puppeteer-core';
 import { ChildProcessError, errorMessage, withTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RingBuffer } from '../log.js';
@@ -46,7 +46,6 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
   readonly #options: ViewerBrowserOptions;
   readonly #output = new RingBuffer(50);
   #browser: Browser | undefined;
-  #page: Page | undefined;
   #userDataDir: string | undefined;
   #closing: Promise<void> | undefined;
 
@@ -93,7 +92,6 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
       });
       this.#browser.on('disconnected', () => this.#onGone('Chromium disconnected'));
       const page = await this.#browser.newPage();
-      this.#page = page;
       page.on('console', (msg: ConsoleMessage) => this.#onConsole(msg));
       page.on('pageerror', (err: unknown) =>
         logger.error({ child: 'page', err: errorMessage(err) }, 'page error'),

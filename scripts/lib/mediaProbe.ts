@@ -7,7 +7,8 @@ const run = promisify(execFile);
 
 export interface StreamInfo {
   index: number;
-  codec_type: 'video' | 'audio' | string;
+  /** 'video', 'audio', 'data', … */
+  codec_type: string;
   codec_name: string;
   start_time?: string;
   duration?: string;

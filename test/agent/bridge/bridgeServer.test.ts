@@ -109,7 +109,7 @@ test('validates control messages and forwards valid ones', async () => {
   expect(bridge.stats().controlRejected).toBe(3);
 
   const received: unknown[] = [];
-  ws.on('message', (d) => received.push(JSON.parse(String(d))));
+  ws.on('message', (d) => received.push(JSON.parse((d as Buffer).toString('utf8'))));
   bridge.sendControl({ type: 'stop' });
   await expect.poll(() => received).toEqual([{ type: 'stop' }]);
   ws.close();
@@ -129,7 +129,7 @@ test('frames after stopAcceptingFrames are refused', async () => {
 test('asks the video worker for a key frame', async () => {
   const ws = await open(`${bridge.frameUrl}&kind=video`);
   const got: unknown[] = [];
-  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  ws.on('message', (d) => got.push(JSON.parse((d as Buffer).toString('utf8'))));
   await expect.poll(() => bridge.requestKeyFrame()).toBe(true);
   await expect.poll(() => got).toEqual([{ type: 'request-keyframe' }]);
   ws.close();
