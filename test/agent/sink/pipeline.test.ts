@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { pino } from 'pino';
 import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
@@ -71,70 +71,129 @@ test('kvssink args: avc caps, DTS filled in, AAC into the same element', () => {
   ).toThrow(/property/);
 });
 
+interface Recorded {
+  files: string[];
+  inputVideo: number;
+  inputDurationS: number;
+  addP50: number | null;
+  addP99: number | null;
+  gstCpuS: number | null;
+}
+
+/** Pushes the whole fixture through timeline → muxer → gst-launch (file sink) as fast as gst takes it. */
+async function recordFixture(dir: string, segmentSeconds: number): Promise<Recorded> {
+  const packets = await readPackets(FIXTURE_RAMP);
+  const inputVideo = packets.filter((p) => p.kind === 'video').length;
+  const inputDurationS = (packets[packets.length - 1]!.timestampUs - packets[0]!.timestampUs) / 1e6;
+  // Jitter of up to ±8 ms on receive times, like the browser's 64 Hz delivery tick.
+  const frames = toWireFrames(packets, { jitterMs: (i) => ((i * 7919) % 17) - 8 });
+  // Through the gstLaunchPath seam: bash's `time` reports the CPU gst used once it has exited.
+  const wrapper = join(dir, 'gst-timed');
+  await writeFile(wrapper, '#!/bin/bash\nTIMEFORMAT="CPU %U %S"\ntime gst-launch-1.0 "$@"\n', {
+    mode: 0o755,
+  });
+  const gst = new GstProcess({
+    args: buildPipelineArgs(
+      { kind: 'file', directory: dir, filePrefix: 'rec', segmentSeconds },
+      { hasAudio: true },
+    ),
+    gstLaunchPath: wrapper,
+    logger: log,
+  });
+  await gst.start();
+  const muxer = new MatroskaStreamMuxer({
+    hasAudio: true,
+    output: gst.stdin,
+    logger: log,
+    maxQueuedFrames: 100_000,
+  });
+  await muxer.start();
+  const timeline = new MediaTimeline();
+  let n = 0;
+  for (const f of frames) {
+    const timed = timeline.push(f);
+    if (timed) muxer.write(timed);
+    // Yield now and then so the pump and the pipe run alongside.
+    if (++n % 200 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await muxer.finish();
+  expect(await gst.close({ timeoutMs: 30_000 })).toEqual({ exitCode: 0, signal: null });
+  const stats = muxer.stats();
+  expect(stats.dropped).toBe(0);
+  expect(stats.framesWritten.video).toBe(inputVideo);
+  expect(timeline.stats().video.droppedBeforeKeyframe).toBe(0);
+  // "CPU 0.450 0.050": gst's user and system seconds.
+  const cpuLine = gst.recentOutput().find((l) => l.startsWith('CPU '));
+  const secs = (cpuLine ?? '')
+    .split(' ')
+    .slice(1)
+    .reduce((sum, v) => sum + Number(v), 0);
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.ts')).sort();
+  return {
+    files: files.map((f) => join(dir, f)),
+    inputVideo,
+    inputDurationS,
+    addP50: stats.addLatencyMs.p50,
+    addP99: stats.addLatencyMs.p99,
+    gstCpuS: cpuLine ? secs : null,
+  };
+}
+
 test('the fixture goes timeline → muxer → gst file sink and comes out whole', async () => {
   test.setTimeout(180_000);
   const dir = await mkdtemp(join(tmpdir(), 'sink-'));
   try {
-    const packets = await readPackets(FIXTURE_RAMP);
-    const inputVideo = packets.filter((p) => p.kind === 'video').length;
-    const inputDurationS = (packets[packets.length - 1]!.timestampUs - packets[0]!.timestampUs) / 1e6;
-    // Jitter of up to ±8 ms on receive times, like the browser's 64 Hz delivery tick.
-    const frames = toWireFrames(packets, { jitterMs: (i) => ((i * 7919) % 17) - 8 });
-
-    const gst = new GstProcess({
-      args: buildPipelineArgs(
-        { kind: 'file', directory: dir, filePrefix: 'rec', segmentSeconds: 3600 },
-        { hasAudio: true },
-      ),
-      logger: log,
-    });
-    await gst.start();
-    const cpuBefore = process.cpuUsage();
-    const muxer = new MatroskaStreamMuxer({
-      hasAudio: true,
-      output: gst.stdin,
-      logger: log,
-      maxQueuedFrames: 100_000,
-    });
-    await muxer.start();
-    const timeline = new MediaTimeline();
-    let t0 = 0;
-    for (const f of frames) {
-      const timed = timeline.push(f);
-      if (timed) muxer.write(timed);
-      // Yield now and then so the pump and the pipe run alongside.
-      if (++t0 % 200 === 0) await new Promise((r) => setImmediate(r));
-    }
-    await muxer.finish();
-    const exit = await gst.close({ timeoutMs: 30_000 });
-    const nodeCpuS = (process.cpuUsage(cpuBefore).user + process.cpuUsage(cpuBefore).system) / 1e6;
-    expect(exit).toEqual({ exitCode: 0, signal: null });
-
-    const stats = muxer.stats();
+    const rec = await recordFixture(dir, 3600);
     test.info().annotations.push({
       type: 'measured',
-      description: `muxer add() p50 ${stats.addLatencyMs.p50} ms p99 ${stats.addLatencyMs.p99} ms; node CPU ${nodeCpuS.toFixed(2)} s for ${inputDurationS.toFixed(1)} s media; ${JSON.stringify(timeline.stats())}`,
+      description: `muxer add() p50 ${rec.addP50} ms p99 ${rec.addP99} ms; gst CPU ${rec.gstCpuS} s for ${rec.inputDurationS.toFixed(1)} s of media`,
     });
-    expect(stats.dropped).toBe(0);
-    expect(stats.framesWritten.video).toBe(inputVideo);
-
-    const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'));
-    expect(files).toEqual(['rec_00000.ts']);
-    const file = join(dir, files[0]!);
+    expect(rec.files.map((f) => basename(f))).toEqual(['rec_00000.ts']);
+    const file = rec.files[0]!;
     const info = await probe(file);
     const video = info.streams.filter((s) => s.codec_type === 'video');
     const audio = info.streams.filter((s) => s.codec_type === 'audio');
     expect(video.map((s) => s.codec_name)).toEqual(['h264']);
     expect(audio.map((s) => s.codec_name)).toEqual(['aac']);
-    expect(Math.abs(Number(info.format.duration) - inputDurationS) / inputDurationS).toBeLessThan(0.1);
+    expect(Math.abs(Number(info.format.duration) - rec.inputDurationS) / rec.inputDurationS).toBeLessThan(
+      0.1,
+    );
     expect(Math.abs(Number(video[0]!.start_time) - Number(audio[0]!.start_time))).toBeLessThan(0.1);
 
     const outFrames = await probeFrames(file, 'v');
-    expect(outFrames.length).toBeGreaterThanOrEqual(Math.ceil(inputVideo * 0.99));
+    expect(outFrames.length).toBeGreaterThanOrEqual(Math.ceil(rec.inputVideo * 0.99));
     const sizes = new Set(outFrames.map((f) => `${f.width}x${f.height}`));
     for (const size of ['320x180', '480x270', '640x360', '960x540', '1280x720'])
       expect(sizes).toContain(size);
     expect(await decodeErrors(file)).toBe('');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('segments split by time at key frames; each one starts on a key frame and decodes on its own', async () => {
+  test.setTimeout(180_000);
+  const dir = await mkdtemp(join(tmpdir(), 'seg-'));
+  try {
+    const rec = await recordFixture(dir, 2);
+    // Key frames only at the five ramp steps: one segment per GOP, the last one ~26 s long.
+    expect(rec.files.map((f) => basename(f))).toEqual([
+      'rec_00000.ts',
+      'rec_00001.ts',
+      'rec_00002.ts',
+      'rec_00003.ts',
+      'rec_00004.ts',
+    ]);
+    let total = 0;
+    for (const file of rec.files) {
+      const frames = await probeFrames(file, 'v');
+      expect(frames[0]?.keyFrame).toBe(true);
+      total += frames.length;
+      const info = await probe(file);
+      expect(info.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
+      expect(await decodeErrors(file)).toBe('');
+    }
+    expect(total).toBe(rec.inputVideo);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
