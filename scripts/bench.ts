@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     const report = await describeRecording(dir);
 
     console.log(`Benchmark: ${wall.toFixed(1)} s measured at 720p30 H.264 + Opus (after a 5 s warm-up)`);
-    console.log('CPU-seconds per media-second, peak resident memory:');
+    console.log('CPU-seconds per media-second, peak resident memory (RSS summed over processes):');
     for (const group of ['chromium', 'node', 'gst']) {
       const cpu = ((after[group]?.cpuSeconds ?? 0) - (before[group]?.cpuSeconds ?? 0)) / wall;
       const rss = (peak[group]?.rssBytes ?? 0) / 1024 / 1024;

@@ -103,6 +103,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
     });
     this.#muxer = muxer;
+    muxer.on('failed', (err) => this.#fail(err));
     muxer.on('stalled', (info) =>
       this.#fail(new Error(`GStreamer stopped reading its input: ${JSON.stringify(info)}`)),
     );
@@ -168,6 +169,10 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       this.#log.info({ ...exit }, 'GStreamer finished');
     }
     this.#state = 'closed';
-    return this.stats.summary(this.#files);
+    return {
+      ...this.stats.summary(this.#files),
+      timeline: this.#timeline.stats(),
+      ...(this.#muxer ? { muxer: this.#muxer.stats() } : {}),
+    };
   }
 }

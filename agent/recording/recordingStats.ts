@@ -1,5 +1,6 @@
 import type { TrackKind } from '../bridge/wire.js';
-import type { TimedFrame } from '../media/timeline.js';
+import type { MuxerStats } from '../media/muxer.js';
+import type { TimedFrame, TimelineStats } from '../media/timeline.js';
 
 export interface TrackSummary {
   frames: number;
@@ -19,6 +20,10 @@ export interface RecordingSummary {
   audio: TrackSummary;
   /** Receive (worker) → handed to the muxer, ms. */
   latencyMs: { p50: number | null; p99: number | null; samples: number };
+  /** Drops and re-anchors per track. */
+  timeline?: TimelineStats;
+  /** Queue, drops, stalls and mediabunny add() latency (muxer → gst stdin). */
+  muxer?: MuxerStats;
 }
 
 /** What one recording run saw, for the closing report and the demo. Cheap per frame: counters only. */
