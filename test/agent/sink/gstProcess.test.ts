@@ -54,6 +54,46 @@ test('a child that never reports readiness is killed and rejects after readyTime
   }
 });
 
+test('the child sees only the env it is given plus PATH/HOME/GST_*, never the agent environment', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fake-gst-'));
+  process.env.AGENT_ONLY_SECRET = 'do-not-leak';
+  process.env.GST_DEBUG_NO_COLOR = '1';
+  try {
+    const fake = join(dir, 'env-gst');
+    await writeFile(fake, '#!/bin/sh\nenv | sort\necho "Pipeline is PREROLLING ..."\nexec sleep 60\n', {
+      mode: 0o755,
+    });
+    const gst = new GstProcess({
+      args: [],
+      gstLaunchPath: fake,
+      env: { CONTROL_PLANE_URI: 'http://127.0.0.1:1' },
+      logger: log,
+    });
+    await gst.start();
+    await expect.poll(() => gst.recentOutput().some((l) => l.startsWith('Pipeline is'))).toBe(true);
+    const names = gst
+      .recentOutput()
+      .filter((l) => l.includes('='))
+      .map((l) => l.slice(0, l.indexOf('=')));
+    expect(names).toContain('CONTROL_PLANE_URI');
+    expect(names).toContain('PATH');
+    expect(names).toContain('GST_DEBUG_NO_COLOR');
+    expect(names).not.toContain('AGENT_ONLY_SECRET');
+    // The shell's own variables aside (PWD, SHLVL, _), nothing else came through.
+    expect(
+      names
+        .filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n))
+        .every((n) => /^(PATH|HOME|LANG|LD_LIBRARY_PATH|GST_.*|CONTROL_PLANE_URI)$/.test(n)),
+    ).toBe(true);
+    // It ignores stdin EOF: close() escalates, and SIGINT is the step that ends it.
+    expect(await gst.close({ timeoutMs: 100 })).toEqual({ exitCode: null, signal: 'SIGINT' });
+  } finally {
+    delete process.env.AGENT_ONLY_SECRET;
+    delete process.env.GST_DEBUG_NO_COLOR;
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('close() ends with EOS (exit 0), is idempotent, and does not report died', async () => {
   const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
   let died = 0;
