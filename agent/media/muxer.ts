@@ -70,6 +70,15 @@ export interface MatroskaStreamMuxerOptions {
 /** A gap in audio longer than this is filled with silence (mediabunny interleaves: it holds video until audio comes). */
 const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
+
+function opusConfig(channels: 1 | 2): {
+  codec: 'opus';
+  numberOfChannels: number;
+  sampleRate: number;
+  description: Uint8Array;
+} {
+  return { codec: 'opus', numberOfChannels: channels, sampleRate: 48_000, description: opusHead(channels) };
+}
 const LATENCY_SAMPLES = 10_000;
 
 /**
@@ -206,18 +215,24 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   async #addVideo(frame: TimedFrame): Promise<void> {
     if (frame.timestampUs <= this.#lastVideoUs)
       throw new AgentError('MEDIA_REJECTED', 'video timestamp did not increase');
-    if (this.#audio && this.#audioConfigured && this.#audioEndUs !== null) {
-      // mediabunny writes a cluster only when every track has a packet queued: with audio gone, video would pile
-      // up in memory and never reach gst. Silence keeps it flowing (and the file's audio track continuous).
-      while (frame.timestampUs - this.#audioEndUs > AUDIO_GAP_FILL_US) {
+    if (this.#audio) {
+      // mediabunny writes a cluster only when every track has a packet queued: with audio gone (or never come),
+      // video would pile up in memory and never reach gst. Silence keeps it flowing and the audio track continuous.
+      let endUs = this.#audioEndUs ?? 0;
+      while (frame.timestampUs - endUs > AUDIO_GAP_FILL_US) {
         const packet = new EncodedPacket(
           OPUS_SILENCE_20MS,
           'key',
-          this.#audioEndUs / 1e6,
+          endUs / 1e6,
           OPUS_SILENCE_DURATION_US / 1e6,
         );
-        await this.#audio.add(packet);
-        this.#audioEndUs += OPUS_SILENCE_DURATION_US;
+        if (this.#audioConfigured) await this.#audio.add(packet);
+        else {
+          await this.#audio.add(packet, { decoderConfig: opusConfig(1) });
+          this.#audioConfigured = true;
+        }
+        endUs += OPUS_SILENCE_DURATION_US;
+        this.#audioEndUs = endUs;
         this.#stats.silencePacketsInserted++;
       }
     }
@@ -248,14 +263,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     const packet = new EncodedPacket(frame.data, 'key', frame.timestampUs / 1e6, durationUs / 1e6);
     if (!this.#audioConfigured) {
       const channels = opusPacketChannels(frame.data);
-      await audio.add(packet, {
-        decoderConfig: {
-          codec: 'opus',
-          numberOfChannels: channels,
-          sampleRate: 48_000,
-          description: opusHead(channels),
-        },
-      });
+      await audio.add(packet, { decoderConfig: opusConfig(channels) });
       this.#audioConfigured = true;
     } else {
       await audio.add(packet);

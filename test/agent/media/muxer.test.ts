@@ -190,3 +190,23 @@ test('live-paced: 10 s of the fixture in real time into the file pipeline, no st
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('audio announced but never arriving: silence from the start keeps video flowing', async () => {
+  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
+  await gst.start();
+  const muxer = new MatroskaStreamMuxer({
+    hasAudio: true,
+    output: gst.stdin,
+    logger: log,
+    maxQueuedFrames: 100_000,
+  });
+  await muxer.start();
+  const video = (await fixtureFrames()).filter((f) => f.kind === 'video');
+  for (const f of video) muxer.write(f);
+  await muxer.finish();
+  expect(muxer.stats().framesWritten.video).toBe(video.length);
+  // 40 s of video, silence up to 1 s behind the last frame.
+  expect(muxer.stats().silencePacketsInserted).toBeGreaterThan(1900);
+  expect(muxer.stats().bytesOut).toBeGreaterThan(3_000_000);
+  expect((await gst.close()).exitCode).toBe(0);
+});
