@@ -29,6 +29,11 @@ export interface TrackTimelineStats {
   rejectedCodec: number;
   /** Frames whose time had to be pushed forward to keep the track strictly monotonic. */
   clampedNonMonotonic: number;
+  /**
+   * Frames with the RTP timestamp of the frame before (Chromium re-delivers a frame several times to the
+   * transform around a resolution switch) or an older one: writing them would corrupt decoding.
+   */
+  droppedDuplicate: number;
 }
 
 export type TimelineStats = Record<TrackKind, TrackTimelineStats>;
@@ -48,6 +53,8 @@ interface TrackState {
   anchorTimeMs: number;
   /** Last output timestamp in whole ms, or null before the first output. */
   lastOutMs: number | null;
+  /** Unwrapped RTP timestamp of the last frame let through, or null after (re-)anchoring. */
+  lastRtp: number | null;
   /** Video only: waiting for a key frame before frames may pass. */
   gated: boolean;
   readonly stats: TrackTimelineStats;
@@ -62,6 +69,7 @@ function emptyStats(): TrackTimelineStats {
     ssrcChanges: 0,
     rejectedCodec: 0,
     clampedNonMonotonic: 0,
+    droppedDuplicate: 0,
   };
 }
 
@@ -87,6 +95,7 @@ export class MediaTimeline {
       anchorRtp: 0,
       anchorTimeMs: 0,
       lastOutMs: null,
+      lastRtp: null,
       gated: kind === 'video',
       stats: emptyStats(),
     });
@@ -118,11 +127,18 @@ export class MediaTimeline {
         track.ssrc !== null,
       );
     }
-    const rtp = track.unwrapper.unwrap(header.rtpTimestamp);
+    let rtp = track.unwrapper.unwrap(header.rtpTimestamp);
     let timeMs = track.anchorTimeMs + ((rtp - track.anchorRtp) * 1000) / CLOCK_RATE[header.kind];
     if (Math.abs(timeMs - header.receiveTimeMs) > this.#maxRtpJumpMs) {
       this.#anchor(track, header.kind, header.ssrc, header.rtpTimestamp, header.receiveTimeMs, true);
+      rtp = track.anchorRtp;
       timeMs = header.receiveTimeMs;
+    }
+    // One RTP timestamp per frame, in decode order (no B-frames in WebRTC H.264; Opus packets advance):
+    // the same or an older timestamp is a re-delivery, not new media.
+    if (track.lastRtp !== null && rtp <= track.lastRtp) {
+      track.stats.droppedDuplicate++;
+      return null;
     }
 
     if (header.kind === 'video' && track.gated) {
@@ -145,6 +161,7 @@ export class MediaTimeline {
       track.stats.clampedNonMonotonic++;
     }
     track.lastOutMs = outMs;
+    track.lastRtp = rtp;
     track.stats.accepted++;
     return {
       kind: header.kind,
@@ -169,6 +186,7 @@ export class MediaTimeline {
     track.unwrapper.reset();
     track.anchorRtp = track.unwrapper.unwrap(rtpTimestamp);
     track.anchorTimeMs = receiveTimeMs;
+    track.lastRtp = null;
     if (isReanchor) {
       track.stats.reanchors++;
       // A new RTP stream (or a broken clock) means the decoder state is gone: wait for a fresh key frame.

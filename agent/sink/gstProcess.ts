@@ -14,6 +14,8 @@ export interface GstProcessOptions {
   logger: Logger;
   /** How long gst may take to build the pipeline and start prerolling. Default 10000. */
   readyTimeoutMs?: number;
+  /** Every output line, for parsers of element-specific messages (kvssink's stream errors). */
+  onLine?: (line: string) => void;
 }
 
 export interface GstExit {
@@ -118,6 +120,7 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
         lineSplitter((line) => {
           this.#output.push(line);
           this.#log.debug({ stream }, line);
+          this.#options.onLine?.(line);
           if (settled) return;
           if (READY_LINE.test(line)) {
             settled = true;

@@ -3,9 +3,14 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+/**
+ * ffprobe/ffmpeg helpers shared by the demo report, the benchmark and the tests: recordings are judged by
+ * what a decoder sees (codecs, frames, key frames, decode errors), never by file size.
+ */
 const run = promisify(execFile);
+const BIG = { maxBuffer: 256 * 1024 * 1024 };
 
-export interface StreamInfo {
+export interface ProbeStream {
   index: number;
   /** 'video', 'audio', 'data', … */
   codec_type: string;
@@ -14,62 +19,60 @@ export interface StreamInfo {
   duration?: string;
   width?: number;
   height?: number;
-  sample_rate?: string;
   channels?: number;
+  sample_rate?: string;
 }
 
 export interface ProbeResult {
-  streams: StreamInfo[];
   format: { duration?: string; format_name: string; start_time?: string };
+  streams: ProbeStream[];
 }
 
-/** `ffprobe -show_streams -show_format` as JSON. Rejects if ffprobe cannot read the file. */
+/** `ffprobe -show_format -show_streams` as JSON; rejects if ffprobe cannot read the file. */
 export async function probe(file: string): Promise<ProbeResult> {
   const { stdout } = await run(
     'ffprobe',
-    ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', file],
-    {
-      maxBuffer: 16 * 1024 * 1024,
-    },
+    ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', file],
+    BIG,
   );
   return JSON.parse(stdout) as ProbeResult;
 }
 
-export interface VideoFrameInfo {
-  key: boolean;
+export interface ProbedFrame {
   ptsTime: number;
-  width: number;
-  height: number;
+  keyFrame: boolean;
+  width?: number;
+  height?: number;
 }
 
-/** Every decoded video frame (`ffprobe -show_frames`): key flag, time and size. */
-export async function probeVideoFrames(file: string): Promise<VideoFrameInfo[]> {
+/** Decoded frames of one stream type (`v` or `a`), in output order, with their sizes for video. */
+export async function probeFrames(file: string, stream: 'v' | 'a'): Promise<ProbedFrame[]> {
   const { stdout } = await run(
     'ffprobe',
     [
       '-v',
       'error',
       '-select_streams',
-      'v:0',
+      stream,
       '-show_entries',
-      'frame=key_frame,pts_time,width,height',
+      'frame=pts_time,key_frame,width,height',
       '-of',
       'json',
-      '-show_frames',
       file,
     ],
-    { maxBuffer: 256 * 1024 * 1024 },
+    BIG,
   );
-  const frames = (JSON.parse(stdout) as { frames?: Array<Record<string, string | number>> }).frames ?? [];
-  return frames.map((f) => ({
-    key: Number(f.key_frame) === 1,
+  const parsed = JSON.parse(stdout) as {
+    frames?: { pts_time?: string; key_frame: number; width?: number; height?: number }[];
+  };
+  return (parsed.frames ?? []).map((f) => ({
     ptsTime: Number(f.pts_time),
-    width: Number(f.width),
-    height: Number(f.height),
+    keyFrame: f.key_frame === 1,
+    ...(f.width !== undefined ? { width: f.width, height: f.height } : {}),
   }));
 }
 
-/** Number of packets in the first stream of `kind`. */
+/** Number of packets in the first stream of `kind` (0 when there is none). */
 export async function countPackets(file: string, kind: 'v' | 'a'): Promise<number> {
   const { stdout } = await run(
     'ffprobe',
@@ -85,17 +88,36 @@ export async function countPackets(file: string, kind: 'v' | 'a'): Promise<numbe
       'csv=p=0',
       file,
     ],
-    { maxBuffer: 1024 * 1024 },
+    BIG,
   );
-  return Number(stdout.trim().split('\n')[0] ?? 0);
+  return Number(stdout.trim().split('\n')[0] || 0);
 }
 
-/** What `ffmpeg -v error` prints while decoding the whole file: empty means a clean decode. */
-export async function decodeErrors(file: string): Promise<string[]> {
-  const { stderr } = await run('ffmpeg', ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-'], {
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return stderr.split('\n').filter((l) => l.trim().length > 0);
+/** What `ffmpeg -v error` prints while decoding the whole file; '' means it decoded cleanly. */
+export async function decodeErrors(file: string): Promise<string> {
+  const { stdout, stderr } = await run(
+    'ffmpeg',
+    ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-'],
+    BIG,
+  );
+  return (stdout + stderr).trim();
+}
+
+/** Presentation times (s) of the video key-frame packets. */
+export async function keyframeTimes(file: string): Promise<number[]> {
+  const { stdout } = await run(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=pts_time,flags', '-of', 'json', file],
+    BIG,
+  );
+  const parsed = JSON.parse(stdout) as { packets?: { pts_time?: string; flags: string }[] };
+  return (parsed.packets ?? []).filter((p) => p.flags.includes('K')).map((p) => Number(p.pts_time));
+}
+
+/** Distinct `WxH` of the decoded video frames, in order of first appearance. */
+export async function resolutions(file: string): Promise<string[]> {
+  const frames = await probeFrames(file, 'v');
+  return [...new Set(frames.map((f) => `${f.width}x${f.height}`))];
 }
 
 export interface RecordingDescription {
@@ -129,7 +151,7 @@ export async function describeRecording(dir: string): Promise<RecordingDescripti
     resolutions: [],
     decodeErrors: [],
   };
-  let gaps: number[] = [];
+  const gaps: number[] = [];
   for (const file of files) {
     const info = await probe(file);
     out.durationSeconds = (out.durationSeconds ?? 0) + Number(info.format.duration ?? 0);
@@ -137,17 +159,14 @@ export async function describeRecording(dir: string): Promise<RecordingDescripti
       const name = `${s.codec_type}:${s.codec_name}`;
       if (!out.streams.includes(name)) out.streams.push(name);
     }
-    const frames = await probeVideoFrames(file);
-    out.videoFrames += frames.length;
-    out.audioFrames += await countPackets(file, 'a').catch(() => 0);
-    const keys = frames.filter((f) => f.key);
+    out.videoFrames += (await probeFrames(file, 'v')).length;
+    out.audioFrames += await countPackets(file, 'a');
+    const keys = await keyframeTimes(file);
     out.keyFrames += keys.length;
-    gaps = gaps.concat(keys.slice(1).map((k, i) => k.ptsTime - keys[i]!.ptsTime));
-    for (const f of frames) {
-      const r = `${f.width}x${f.height}`;
-      if (out.resolutions.at(-1) !== r) out.resolutions.push(r);
-    }
-    out.decodeErrors.push(...(await decodeErrors(file)));
+    gaps.push(...keys.slice(1).map((k, i) => k - keys[i]!));
+    for (const r of await resolutions(file)) if (!out.resolutions.includes(r)) out.resolutions.push(r);
+    const errors = await decodeErrors(file);
+    if (errors) out.decodeErrors.push(...errors.split('\n'));
   }
   if (gaps.length) {
     out.maxKeyFrameGapSeconds = Math.max(...gaps);

@@ -1,100 +1,10 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { resolve } from 'node:path';
 import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
 import type { WireFrame } from '../../agent/bridge/wire.js';
+import { probeFrames } from '../../scripts/lib/mediaProbe.js';
 
-const run = promisify(execFile);
-const BIG = { maxBuffer: 256 * 1024 * 1024 };
-
-export const FIXTURE_RAMP = '/work/shared/fixtures/chromium-call-ramp.mkv';
-
-export interface ProbeStream {
-  index: number;
-  /** 'video', 'audio', … */
-  codec_type: string;
-  codec_name: string;
-  start_time?: string;
-  duration?: string;
-  width?: number;
-  height?: number;
-  channels?: number;
-  sample_rate?: string;
-}
-export interface ProbeResult {
-  format: { duration?: string; format_name: string; start_time?: string };
-  streams: ProbeStream[];
-}
-
-/** `ffprobe -show_format -show_streams` as JSON. */
-export async function probe(file: string): Promise<ProbeResult> {
-  const { stdout } = await run(
-    'ffprobe',
-    ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', file],
-    BIG,
-  );
-  return JSON.parse(stdout) as ProbeResult;
-}
-
-export interface ProbedFrame {
-  ptsTime: number;
-  keyFrame: boolean;
-  width?: number;
-  height?: number;
-}
-
-/** Decoded frames of one stream type (`v` or `a`), in output order, with their sizes for video. */
-export async function probeFrames(file: string, stream: 'v' | 'a'): Promise<ProbedFrame[]> {
-  const { stdout } = await run(
-    'ffprobe',
-    [
-      '-v',
-      'error',
-      '-select_streams',
-      stream,
-      '-show_entries',
-      'frame=pts_time,key_frame,width,height',
-      '-of',
-      'json',
-      file,
-    ],
-    BIG,
-  );
-  const parsed = JSON.parse(stdout) as {
-    frames: { pts_time?: string; key_frame: number; width?: number; height?: number }[];
-  };
-  return parsed.frames.map((f) => ({
-    ptsTime: Number(f.pts_time),
-    keyFrame: f.key_frame === 1,
-    ...(f.width !== undefined ? { width: f.width, height: f.height } : {}),
-  }));
-}
-
-/** What `ffmpeg -v error` prints while decoding the whole file; '' means it decoded cleanly. */
-export async function decodeErrors(file: string): Promise<string> {
-  const { stdout, stderr } = await run(
-    'ffmpeg',
-    ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-'],
-    BIG,
-  );
-  return (stdout + stderr).trim();
-}
-
-/** Presentation times (s) of the video key-frame packets. */
-export async function keyframeTimes(file: string): Promise<number[]> {
-  const { stdout } = await run(
-    'ffprobe',
-    ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=pts_time,flags', '-of', 'json', file],
-    BIG,
-  );
-  const parsed = JSON.parse(stdout) as { packets: { pts_time?: string; flags: string }[] };
-  return parsed.packets.filter((p) => p.flags.includes('K')).map((p) => Number(p.pts_time));
-}
-
-/** Distinct `WxH` of the decoded video frames, in order of first appearance. */
-export async function resolutions(file: string): Promise<string[]> {
-  const frames = await probeFrames(file, 'v');
-  return [...new Set(frames.map((f) => `${f.width}x${f.height}`))];
-}
+/** The shared fixtures live beside the repository (`../shared`), on developer machines and in CI alike. */
+export const FIXTURE_RAMP = resolve(import.meta.dirname, '../../../shared/fixtures/chromium-call-ramp.mkv');
 
 export interface MediaPacket {
   kind: 'video' | 'audio';

@@ -8,14 +8,8 @@ import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
 import { MediaTimeline, type TimedFrame } from '../../../agent/media/timeline.js';
 import { GstProcess } from '../../../agent/sink/gstProcess.js';
 import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
-import {
-  FIXTURE_RAMP,
-  decodeErrors,
-  probe,
-  probeFrames,
-  readPackets,
-  toWireFrames,
-} from '../../support/media.js';
+import { decodeErrors, probe, probeFrames } from '../../../scripts/lib/mediaProbe.js';
+import { FIXTURE_RAMP, readPackets, toWireFrames } from '../../support/media.js';
 
 const log = pino({ level: 'silent' });
 

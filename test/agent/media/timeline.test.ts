@@ -55,10 +55,11 @@ test('RTP wrap-around keeps time moving forward at the RTP rate', () => {
   expect(tl.stats().video.reanchors).toBe(0);
 });
 
-test('output is strictly monotonic per track, in whole milliseconds, even with reordering and duplicates', () => {
+test('output is strictly monotonic per track, in whole milliseconds, when RTP times fall in the same ms', () => {
   const tl = new MediaTimeline();
   tl.push(frame('video', 0, T0, { key: true }));
-  const rtps = [90, 45, 45, 180, 100, 270, 271, 272];
+  // 90 ticks = 1 ms: 270, 271, 272 all round to 3 ms and must still come out increasing.
+  const rtps = [90, 180, 270, 271, 272, 360];
   let last = 0;
   for (const [i, rtp] of rtps.entries()) {
     const f = tl.push(frame('video', rtp, T0 + i));
@@ -68,6 +69,21 @@ test('output is strictly monotonic per track, in whole milliseconds, even with r
     last = f!.timestampUs;
   }
   expect(tl.stats().video.clampedNonMonotonic).toBeGreaterThan(0);
+});
+
+test('re-delivered frames (same or older RTP timestamp) are dropped, as Chromium repeats them after a resolution switch', () => {
+  const tl = new MediaTimeline();
+  expect(tl.push(frame('video', 0, T0, { key: true }))).not.toBeNull();
+  expect(tl.push(frame('video', 3000, T0 + 33))).not.toBeNull();
+  // Seen live: the same delta frame four more times within 10 ms, then an older one.
+  for (let i = 0; i < 4; i++) expect(tl.push(frame('video', 3000, T0 + 35 + i))).toBeNull();
+  expect(tl.push(frame('video', 0, T0 + 40))).toBeNull();
+  expect(tl.push(frame('video', 6000, T0 + 66))?.timestampUs).toBe(67_000);
+  expect(tl.push(frame('audio', 960, T0 + 20))).not.toBeNull();
+  expect(tl.push(frame('audio', 960, T0 + 21))).toBeNull();
+  expect(tl.stats().video.droppedDuplicate).toBe(5);
+  expect(tl.stats().audio.droppedDuplicate).toBe(1);
+  expect(tl.stats().video.clampedNonMonotonic).toBe(0);
 });
 
 test('audio and video with unrelated RTP offsets land where the wall clock says', () => {

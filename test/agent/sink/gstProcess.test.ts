@@ -8,7 +8,8 @@ import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
 import { MediaTimeline } from '../../../agent/media/timeline.js';
 import { GstProcess } from '../../../agent/sink/gstProcess.js';
 import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
-import { FIXTURE_RAMP, probe, readPackets, toWireFrames } from '../../support/media.js';
+import { probe } from '../../../scripts/lib/mediaProbe.js';
+import { FIXTURE_RAMP, readPackets, toWireFrames } from '../../support/media.js';
 
 const log = pino({ level: 'silent' });
 
