@@ -7,10 +7,11 @@ import { ViewerBrowser } from './browser/viewerBrowser.js';
 import type { AgentConfig } from './config.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
-import { RecordingPipeline } from './recording/recordingPipeline.js';
+import { Recorder } from './recording/recorder.js';
 import type { RecordingSummary } from './recording/recordingStats.js';
 import { BackoffPolicy, type RestartPolicy } from './recording/restartPolicy.js';
-import type { SinkSpec } from './sink/pipeline.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface AgentDependencies {
   config: AgentConfig;
@@ -35,11 +36,10 @@ export class Agent {
   #presigner: SignalingPresigner | undefined;
   #bridge: BridgeServer | undefined;
   #browser: ViewerBrowser | undefined;
-  #pipeline: RecordingPipeline | undefined;
-  readonly #summaries: RecordingSummary[] = [];
+  #recorder: Recorder | undefined;
+  #summaries: RecordingSummary[] = [];
   #stopping = false;
   #browserFailures = { attempt: 0, since: 0 };
-  #pipelineFailures = { attempt: 0, since: 0 };
   #lastState = '';
   #fatal: ((err: Error) => void) | undefined;
 
@@ -58,6 +58,8 @@ export class Agent {
 
   async start(): Promise<void> {
     const config = this.#config;
+    // Fail now, not at the first key frame, if the output directory cannot be made.
+    await mkdir(config.outputDir, { recursive: true });
     this.#discovery = new ChannelDiscovery({
       region: config.region,
       endpoint: config.endpoint,
@@ -78,57 +80,31 @@ export class Agent {
     });
     this.#bridge = bridge;
     bridge.on('control', (msg) => this.#onControl(msg));
-    bridge.on('frame', (frame) => this.#pipeline?.push(frame));
+    bridge.on('frame', (frame) => this.#recorder?.push(frame));
     bridge.on('track-open', (kind) => this.#log.info({ kind }, 'track connected'));
     bridge.on('track-closed', (kind) => this.#log.info({ kind }, 'track disconnected'));
     await bridge.listen();
 
-    this.#startPipeline();
+    this.#startRecorder();
     await this.#startBrowser();
   }
 
-  #sinkSpec(): SinkSpec {
-    return {
-      kind: 'file',
-      directory: this.#config.outputDir,
-      filePrefix: this.#config.stream,
-      segmentSeconds: this.#config.segmentSeconds,
-    };
-  }
-
-  #startPipeline(): void {
-    const pipeline = new RecordingPipeline({
-      sink: this.#sinkSpec(),
-      gstLaunchPath: this.#config.gstLaunchPath,
-      logger: this.#log.child({ component: 'pipeline' }),
+  #startRecorder(): void {
+    const config = this.#config;
+    const recorder = new Recorder({
+      // One MPEG-TS file per segment, named by its start time (sortable, unique to the millisecond).
+      sinkForRun: () => ({
+        kind: 'file',
+        path: join(config.outputDir, `${config.stream}_${new Date().toISOString().replace(/[-:]/g, '')}.ts`),
+      }),
+      segmentMs: config.segmentSeconds * 1000,
+      gstLaunchPath: config.gstLaunchPath,
+      restartPolicy: this.#pipelinePolicy,
+      logger: this.#log.child({ component: 'recorder' }),
     });
-    this.#pipeline = pipeline;
-    pipeline.on('keyframe-needed', () => this.#bridge?.requestKeyFrame());
-    pipeline.on('failed', (err) => void this.#onPipelineFailed(pipeline, err));
-    // A new run starts on a key frame: ask for one rather than wait for the worker's timer.
-    this.#bridge?.requestKeyFrame();
-  }
-
-  async #onPipelineFailed(pipeline: RecordingPipeline, err: Error): Promise<void> {
-    if (this.#pipeline !== pipeline || this.#stopping) return;
-    this.#pipeline = undefined;
-    this.#summaries.push(await pipeline.close());
-    const now = Date.now();
-    if (this.#pipelineFailures.attempt === 0) this.#pipelineFailures.since = now;
-    this.#pipelineFailures.attempt++;
-    const delay = this.#pipelinePolicy.nextRetryDelayMs({
-      attempt: this.#pipelineFailures.attempt,
-      elapsedMs: now - this.#pipelineFailures.since,
-      error: err,
-    });
-    if (delay === null) return this.#fatal?.(err);
-    this.#log.warn(
-      { delayMs: delay, attempt: this.#pipelineFailures.attempt },
-      'restarting the recording pipeline',
-    );
-    setTimeout(() => {
-      if (!this.#stopping) this.#startPipeline();
-    }, delay);
+    this.#recorder = recorder;
+    recorder.on('keyframe-needed', () => this.#bridge?.requestKeyFrame());
+    recorder.on('fatal', (err) => this.#fatal?.(err));
   }
 
   async #startBrowser(): Promise<void> {
@@ -242,7 +218,7 @@ export class Agent {
     this.#stopping = true;
     this.#bridge?.stopAcceptingFrames();
     this.#bridge?.sendControl({ type: 'stop' });
-    if (this.#pipeline) this.#summaries.push(await this.#pipeline.close());
+    if (this.#recorder) this.#summaries = await this.#recorder.stop();
     await this.#browser?.close();
     await this.#bridge?.close();
     this.#discovery?.destroy();

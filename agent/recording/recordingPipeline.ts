@@ -1,5 +1,3 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { WireFrame } from '../bridge/wire.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -12,26 +10,37 @@ import { RecordingStats, type RecordingSummary } from './recordingStats.js';
 
 /** How long to wait for a first audio frame after the first key frame before recording video only. */
 const AUDIO_GRACE_MS = 1000;
-/** Frames held while GStreamer starts (≈ 10 s at 30 fps + 50 audio packets/s). */
+/** Frames held while GStreamer starts (≈ 12 s at 30 fps + 50 audio packets/s). */
 const MAX_PENDING_FRAMES = 1000;
 
 export interface PipelineEvents extends Record<string, unknown[]> {
-  /** The pipeline cannot go on (gst died, the pipe stalled); the owner decides what comes next. */
+  /** The run cannot go on (gst died, the pipe stalled); the owner decides what comes next. */
   failed: [Error];
-  /** A key frame would help (recording started, frames were dropped). */
+  /** A key frame would help (frames were dropped). */
   'keyframe-needed': [];
+  /** gst is up and frames flow. */
+  recording: [];
 }
 
 export interface RecordingPipelineOptions {
   sink: SinkSpec;
   gstLaunchPath: string;
   logger: Logger;
+  /** Extra environment for gst (kvssink: region, endpoint). */
+  gstEnv?: Record<string, string>;
+  /** kvssink connects to KVS before prerolling: it needs longer than a file. */
+  readyTimeoutMs?: number;
+  /** Every gst output line (kvssink error parsing). */
+  onGstLine?: (line: string) => void;
+  /** gst starts only after this settles (the previous kvssink session must end first). */
+  startAfter?: Promise<unknown>;
   stallTimeoutMs?: number;
 }
 
 /**
- * One recording run: timeline → muxer → GStreamer. Waits for the first video key frame, decides whether
- * there is audio, starts gst, then streams. It never restarts itself; a failure ends the run with `failed`.
+ * One recording run: timeline → muxer → GStreamer, one file or one kvssink session. Waits for the first
+ * video key frame, decides whether there is audio, starts gst, then streams. It never restarts itself: a
+ * failure ends the run with `failed`, and the Recorder decides what comes next.
  */
 export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   readonly #options: RecordingPipelineOptions;
@@ -44,7 +53,6 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   #firstKeyAtMs: number | null = null;
   #gst: GstProcess | undefined;
   #muxer: MatroskaStreamMuxer | undefined;
-  #files: string[] = [];
   #closing: Promise<RecordingSummary> | undefined;
 
   constructor(options: RecordingPipelineOptions) {
@@ -55,10 +63,6 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
 
   get state(): string {
     return this.#state;
-  }
-
-  timelineStats(): ReturnType<MediaTimeline['stats']> {
-    return this.#timeline.stats();
   }
 
   push(frame: WireFrame): void {
@@ -84,13 +88,18 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   }
 
   async #start(hasAudio: boolean): Promise<void> {
-    const sink = await this.#prepareSink();
+    if (this.#options.startAfter) await this.#options.startAfter.catch(() => undefined);
+    if (this.#state !== 'starting') return;
+    const sink = this.#options.sink;
     const args = buildPipelineArgs(sink, { hasAudio });
     this.#log.info({ hasAudio, sink: sink.kind, args: args.join(' ') }, 'starting GStreamer');
     const gst = new GstProcess({
       args,
       gstLaunchPath: this.#options.gstLaunchPath,
       logger: this.#log.child({ child: 'gst' }),
+      ...(this.#options.gstEnv ? { env: this.#options.gstEnv } : {}),
+      ...(this.#options.readyTimeoutMs ? { readyTimeoutMs: this.#options.readyTimeoutMs } : {}),
+      ...(this.#options.onGstLine ? { onLine: this.#options.onGstLine } : {}),
     });
     this.#gst = gst;
     gst.on('died', (err) => this.#fail(err));
@@ -120,7 +129,11 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       this.#write(frame, now);
     }
     this.#pending = [];
-    this.#log.info({ hasAudio }, 'recording');
+    this.safeEmit('recording');
+    this.#log.info(
+      { hasAudio, sink: sink.kind, ...(sink.kind === 'file' ? { path: sink.path } : {}) },
+      'recording',
+    );
   }
 
   #write(frame: TimedFrame, now: number): void {
@@ -129,29 +142,14 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     this.#muxer.write(frame);
   }
 
-  async #prepareSink(): Promise<SinkSpec> {
-    const sink = this.#options.sink;
-    if (sink.kind === 'file') {
-      await mkdir(sink.directory, { recursive: true });
-      const stamp = new Date()
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z');
-      const prefix = `${sink.filePrefix}_${stamp}`;
-      this.#files.push(join(sink.directory, `${prefix}_*.ts`));
-      return { ...sink, filePrefix: prefix };
-    }
-    return sink;
-  }
-
   #fail(err: unknown): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     const error = err instanceof Error ? err : new Error(String(err));
-    this.#log.error({ err: errorMessage(error) }, 'recording pipeline failed');
+    this.#log.error({ err: errorMessage(error) }, 'recording run failed');
     this.safeEmit('failed', error);
   }
 
-  /** Graceful end: flush the muxer, EOS through gst so the file is finished, wait for gst to exit. */
+  /** Graceful end: flush the muxer, EOS through gst so the file or session is finished, wait for gst to exit. */
   close(): Promise<RecordingSummary> {
     this.#closing ??= this.#doClose();
     return this.#closing;
@@ -165,12 +163,16 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       this.#log.warn({ err: errorMessage(err) }, 'muxer did not finish cleanly');
     }
     if (this.#gst) {
-      const exit = await this.#gst.close({ timeoutMs: 20_000 });
+      // kvssink waits for the last fragment's PERSISTED ack (stop-stream-timeout) before it exits.
+      const exit = await this.#gst.close({
+        timeoutMs: this.#options.sink.kind === 'kvssink' ? 25_000 : 10_000,
+      });
       this.#log.info({ ...exit }, 'GStreamer finished');
     }
     this.#state = 'closed';
+    const sink = this.#options.sink;
     return {
-      ...this.stats.summary(this.#files),
+      ...this.stats.summary(sink.kind === 'file' && this.#muxer ? [sink.path] : []),
       timeline: this.#timeline.stats(),
       ...(this.#muxer ? { muxer: this.#muxer.stats() } : {}),
     };

@@ -124,10 +124,7 @@ test('SIGKILL of gst mid-recording leaves a segment ffprobe reads with both stre
   try {
     const frames = toWireFrames(await readPackets(FIXTURE_RAMP));
     const gst = new GstProcess({
-      args: buildPipelineArgs(
-        { kind: 'file', directory: dir, filePrefix: 'rec', segmentSeconds: 3600 },
-        { hasAudio: true },
-      ),
+      args: buildPipelineArgs({ kind: 'file', path: join(dir, 'rec.ts') }, { hasAudio: true }),
       logger: log,
     });
     await gst.start();
