@@ -1,17 +1,25 @@
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { ChannelDiscovery, type ChannelEndpoints } from './aws/discovery.js';
 import { SignalingPresigner } from './aws/presigner.js';
+import { ensureStream } from './aws/streamProvisioner.js';
 import { BridgeServer } from './bridge/bridgeServer.js';
 import type { PageToAgent } from './bridge/controlProtocol.js';
 import { ViewerBrowser } from './browser/viewerBrowser.js';
 import type { AgentConfig } from './config.js';
+import { KvssinkCredentialFile } from './credentials/kvssinkCredentialFile.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import { Recorder } from './recording/recorder.js';
 import type { RecordingSummary } from './recording/recordingStats.js';
 import { BackoffPolicy, type RestartPolicy } from './recording/restartPolicy.js';
+import { parseKvssinkLine } from './sink/kvssinkEvents.js';
+import { kvssinkEnv, kvssinkSpec, writeKvssinkLogConfig } from './sink/kvssinkSink.js';
+import type { RecorderOptions } from './recording/recorder.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+
+/** The part of the Recorder's options that depends on the sink. */
+type SinkRecorderOptions = Omit<RecorderOptions, 'gstLaunchPath' | 'restartPolicy' | 'logger'>;
 
 export interface AgentDependencies {
   config: AgentConfig;
@@ -37,6 +45,7 @@ export class Agent {
   #bridge: BridgeServer | undefined;
   #browser: ViewerBrowser | undefined;
   #recorder: Recorder | undefined;
+  #credentialFile: KvssinkCredentialFile | undefined;
   #summaries: RecordingSummary[] = [];
   #stopping = false;
   #browserFailures = { attempt: 0, since: 0 };
@@ -58,8 +67,7 @@ export class Agent {
 
   async start(): Promise<void> {
     const config = this.#config;
-    // Fail now, not at the first key frame, if the output directory cannot be made.
-    await mkdir(config.outputDir, { recursive: true });
+    const sinkOptions = await this.#prepareSink();
     this.#discovery = new ChannelDiscovery({
       region: config.region,
       endpoint: config.endpoint,
@@ -85,19 +93,82 @@ export class Agent {
     bridge.on('track-closed', (kind) => this.#log.info({ kind }, 'track disconnected'));
     await bridge.listen();
 
-    this.#startRecorder();
+    this.#startRecorder(sinkOptions);
     await this.#startBrowser();
   }
 
-  #startRecorder(): void {
+  /**
+   * Readies the sink before any media: for kvssink the stream (created if missing), the credential file and
+   * kvssink's log configuration; for files the output directory. Fails fast with a clear message.
+   */
+  async #prepareSink(): Promise<SinkRecorderOptions> {
+    const config = this.#config;
+    if (config.sink === 'file') {
+      await mkdir(config.outputDir, { recursive: true });
+      return {
+        // One MPEG-TS file per segment, named by its start time (sortable, unique to the millisecond).
+        sinkForRun: () => ({
+          kind: 'file',
+          path: join(
+            config.outputDir,
+            `${config.stream}_${new Date().toISOString().replace(/[-:]/g, '')}.ts`,
+          ),
+        }),
+        segmentMs: config.segmentSeconds * 1000,
+      };
+    }
+    const stream = await ensureStream({
+      streamName: config.stream,
+      region: config.region,
+      endpoint: config.endpoint,
+      credentials: this.#credentials,
+      retentionHours: config.retentionHours,
+      create: config.createStream,
+      logger: this.#log.child({ component: 'stream' }),
+    });
+    this.#log.info(
+      { streamARN: stream.streamARN, retentionHours: stream.retentionHours, created: stream.created },
+      'stream ready',
+    );
+    const credentialFile = new KvssinkCredentialFile({
+      provider: this.#credentials,
+      logger: this.#log.child({ component: 'kvssink-credentials' }),
+    });
+    this.#credentialFile = credentialFile;
+    await credentialFile.start();
+    const spec = kvssinkSpec({
+      streamName: config.stream,
+      region: config.region,
+      credentialPath: credentialFile.path,
+      logConfigPath: await writeKvssinkLogConfig(credentialFile.dir),
+    });
+    const kvsLog = this.#log.child({ component: 'kvssink' });
+    return {
+      sinkForRun: () => spec,
+      renewOnResolutionChange: true,
+      sequentialRuns: true,
+      gstEnv: kvssinkEnv({ region: config.region, endpoint: config.endpoint }),
+      // kvssink describes the stream and gets its endpoint before it prerolls.
+      readyTimeoutMs: 60_000,
+      onGstLine: (line) => {
+        const event = parseKvssinkLine(line);
+        if (!event) return;
+        if (event.type === 'dropped-frame') kvsLog.debug({ event }, 'kvssink dropped a frame');
+        else
+          kvsLog.error(
+            { event },
+            event.type === 'stream-error'
+              ? `kvssink stream error ${event.statusHex} (${event.name}): ${event.explanation}`
+              : `kvssink: ${event.type}`,
+          );
+      },
+    };
+  }
+
+  #startRecorder(sink: SinkRecorderOptions): void {
     const config = this.#config;
     const recorder = new Recorder({
-      // One MPEG-TS file per segment, named by its start time (sortable, unique to the millisecond).
-      sinkForRun: () => ({
-        kind: 'file',
-        path: join(config.outputDir, `${config.stream}_${new Date().toISOString().replace(/[-:]/g, '')}.ts`),
-      }),
-      segmentMs: config.segmentSeconds * 1000,
+      ...sink,
       gstLaunchPath: config.gstLaunchPath,
       restartPolicy: this.#pipelinePolicy,
       logger: this.#log.child({ component: 'recorder' }),
@@ -219,6 +290,7 @@ export class Agent {
     this.#bridge?.stopAcceptingFrames();
     this.#bridge?.sendControl({ type: 'stop' });
     if (this.#recorder) this.#summaries = await this.#recorder.stop();
+    await this.#credentialFile?.close();
     await this.#browser?.close();
     await this.#bridge?.close();
     this.#discovery?.destroy();

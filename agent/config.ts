@@ -57,8 +57,22 @@ const OPTIONS = {
     flag: 'sink',
     env: 'SINK',
     type: 'string',
-    description: 'Where media goes: file (MPEG-TS segments)',
-    defaultText: 'file',
+    description: 'Where media goes: kvssink (the Kinesis video stream) or file (MPEG-TS segments)',
+    defaultText: 'kvssink',
+  },
+  retentionHours: {
+    flag: 'retention-hours',
+    env: 'RETENTION_HOURS',
+    type: 'string',
+    description: 'Retention of the stream when the agent creates it (0 = keep nothing: no playback)',
+    defaultText: '24',
+  },
+  createStream: {
+    flag: 'create-stream',
+    env: 'CREATE_STREAM',
+    type: 'boolean',
+    description: 'Create the stream if it does not exist (--no-create-stream to require it)',
+    defaultText: 'true',
   },
   outputDir: {
     flag: 'output-dir',
@@ -160,7 +174,9 @@ const schema = z
       .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
       .transform((u) => u.replace(/\/+$/, ''))
       .optional(),
-    sink: z.enum(['file'], { error: 'must be file' }).default('file'),
+    sink: z.enum(['kvssink', 'file'], { error: 'must be kvssink or file' }).default('kvssink'),
+    retentionHours: intFromString(0, 87_600).default(24),
+    createStream: z.boolean().default(true),
     outputDir: z.string().min(1).default('./recordings'),
     segmentSeconds: intFromString(1, 86_400).default(300),
     keyframeIntervalMs: intFromString(500, 9_000).default(2000),

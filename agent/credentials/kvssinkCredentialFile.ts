@@ -60,6 +60,12 @@ export class KvssinkCredentialFile extends TypedEmitter<CredentialFileEvents> {
     super();
   }
 
+  /** The private (0700) directory holding the file; kvssink's other private files may go here too. */
+  get dir(): string {
+    if (!this.#dir) throw new Error('credential file not started');
+    return this.#dir;
+  }
+
   /** Path of the file, valid after start(). */
   get path(): string {
     if (!this.#dir) throw new Error('credential file not started');

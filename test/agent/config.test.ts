@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@playwright/test';
@@ -15,7 +16,9 @@ test('defaults are the user’s original setup', () => {
     stream: 'webrtc-kvs-agent-stream',
     region: 'ap-northeast-1',
     clientId: 'viewer-1700000000000',
-    sink: 'file',
+    sink: 'kvssink',
+    retentionHours: 24,
+    createStream: true,
     keyframeIntervalMs: 2000,
     headed: false,
   });
@@ -31,7 +34,7 @@ test('flags win over environment, environment over defaults', () => {
     HEADED: 'true',
   };
   const config = loadConfig(
-    ['--channel', 'from-flag', '--no-headed', '--endpoint', 'http://127.0.0.1:4566/'],
+    ['--channel', 'from-flag', '--no-headed', '--no-create-stream', '--endpoint', 'http://127.0.0.1:4566/'],
     env,
   );
   expect(config.channel).toBe('from-flag');
@@ -39,6 +42,7 @@ test('flags win over environment, environment over defaults', () => {
   expect(config.keyframeIntervalMs).toBe(1500);
   expect(config.headed).toBe(false);
   expect(config.endpoint).toBe('http://127.0.0.1:4566');
+  expect(config.createStream).toBe(false);
 });
 
 for (const [argv, env, field] of [
@@ -49,6 +53,7 @@ for (const [argv, env, field] of [
   [[], { AWS_REGION: 'Tokyo' }, 'AWS_REGION'],
   [['--sink', 'tape'], {}, '--sink'],
   [[], { HEADED: 'perhaps' }, 'HEADED'],
+  [['--retention-hours', '-1'], {}, '--retention-hours'],
   [['--no-such-flag'], {}, '--no-such-flag'],
 ] as const) {
   test(`invalid ${field} is named in the error`, () => {
@@ -82,4 +87,10 @@ test('the agent exits 2 on invalid configuration, naming the field, before touch
   );
   expect(error?.code).toBe(2);
   expect(error?.stderr).toContain('--segment-seconds');
+});
+
+test('the version kvssink reports matches package.json', async () => {
+  const { AGENT_VERSION } = await import('../../agent/version.js');
+  const pkg = JSON.parse(await readFile(resolve(ROOT, 'package.json'), 'utf8')) as { version: string };
+  expect(AGENT_VERSION).toBe(pkg.version);
 });
