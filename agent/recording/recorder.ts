@@ -46,6 +46,8 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
   /** The current run's first key frame: receive time and size. */
   #runStart: { receiveTimeMs: number; size: string } | undefined;
   #previousClose: Promise<unknown> | undefined;
+  /** The last started run's start lag (see RecordingPipelineOptions.minStartLagMs). */
+  #lastStartLagMs: number | undefined;
   readonly #closing: Promise<RecordingSummary>[] = [];
   #failures = { attempt: 0, since: 0 };
   #restartTimer: NodeJS.Timeout | undefined;
@@ -68,7 +70,9 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       } else if (this.#shouldRenew(h.receiveTimeMs, size)) {
         this.#log.info({ previous: this.#runStart.size, size }, 'starting the next run at this key frame');
         this.#endRun(this.#current);
-        this.#startRun();
+        // This key frame starts the new run: asking for another now would make its first fragment a few
+        // frames long, possibly without audio (KVS refuses that fragment: 4011).
+        this.#startRun(false);
         this.#runStart = { receiveTimeMs: h.receiveTimeMs, size };
       }
     }
@@ -83,7 +87,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     return !!renewOnResolutionChange && size !== '0x0' && start.size !== '0x0' && size !== start.size;
   }
 
-  #startRun(): void {
+  #startRun(needsKeyFrame = true): void {
     const run = new RecordingPipeline({
       sink: this.#options.sinkForRun(),
       gstLaunchPath: this.#options.gstLaunchPath,
@@ -92,14 +96,21 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       ...(this.#options.readyTimeoutMs ? { readyTimeoutMs: this.#options.readyTimeoutMs } : {}),
       ...(this.#options.onGstLine ? { onGstLine: this.#options.onGstLine } : {}),
       ...(this.#options.sequentialRuns && this.#previousClose ? { startAfter: this.#previousClose } : {}),
+      // +10 ms covers jitter inside gst; consecutive frames are ≥ 20 ms apart anyway.
+      ...(this.#options.sequentialRuns && this.#lastStartLagMs !== undefined
+        ? { minStartLagMs: this.#lastStartLagMs + 10 }
+        : {}),
     });
     this.#current = run;
     this.#runStart = undefined;
     run.on('keyframe-needed', () => this.safeEmit('keyframe-needed'));
     run.on('failed', (err) => this.#onFailed(run, err));
     // A run that got going ends the failure streak.
-    run.on('recording', () => (this.#failures = { attempt: 0, since: 0 }));
-    this.safeEmit('keyframe-needed');
+    run.on('recording', () => {
+      this.#failures = { attempt: 0, since: 0 };
+      this.#lastStartLagMs = run.startLagMs;
+    });
+    if (needsKeyFrame) this.safeEmit('keyframe-needed');
   }
 
   #endRun(run: RecordingPipeline): void {
@@ -130,7 +141,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     }
     this.#log.warn({ delayMs: delay, attempt: this.#failures.attempt }, 'restarting the recording');
     this.#restartTimer = setTimeout(() => {
-      if (!this.#stopped) this.#startRun();
+      if (!this.#stopped) this.#startRun(true);
     }, delay);
   }
 

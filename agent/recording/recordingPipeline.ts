@@ -34,6 +34,12 @@ export interface RecordingPipelineOptions {
   onGstLine?: (line: string) => void;
   /** gst starts only after this settles (the previous kvssink session must end first). */
   startAfter?: Promise<unknown>;
+  /**
+   * Hold the first frame until it is at least this old (ms since it was received). kvssink stamps a session's
+   * frames from the wall clock at its first frame, so a session that starts with less delay than the one
+   * before would overlap it in time; matching the previous session's delay keeps KVS timestamps increasing.
+   */
+  minStartLagMs?: number;
   stallTimeoutMs?: number;
 }
 
@@ -54,6 +60,8 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   #gst: GstProcess | undefined;
   #muxer: MatroskaStreamMuxer | undefined;
   #closing: Promise<RecordingSummary> | undefined;
+  /** How old the first frame was when it went to gst (ms); set when the run starts recording. */
+  startLagMs: number | undefined;
 
   constructor(options: RecordingPipelineOptions) {
     super();
@@ -121,9 +129,14 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       this.safeEmit('keyframe-needed');
     });
     await muxer.start();
+    const firstReceived = this.#pending[0]?.receiveTimeMs ?? Date.now();
+    const wait = (this.#options.minStartLagMs ?? 0) - (Date.now() - firstReceived);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (this.#state !== 'starting') return;
     this.stats.startedAt = new Date();
     this.#state = 'running';
     const now = Date.now();
+    this.startLagMs = now - firstReceived;
     for (const frame of this.#pending) {
       if (frame.kind === 'audio' && !hasAudio) continue;
       this.#write(frame, now);

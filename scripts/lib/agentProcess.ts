@@ -34,7 +34,7 @@ export function spawnAgent(options: {
     ['--no-warnings', '--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...options.env },
+      env: { ...inheritedEnv(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     },
@@ -109,6 +109,19 @@ export function spawnAgent(options: {
       });
     },
   };
+}
+
+/** What the agent needs from the caller's environment: no AWS variables, only paths (kvssink via GST_*). */
+function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+  };
+  for (const key of ['GST_PLUGIN_PATH', 'GST_REGISTRY', 'LD_LIBRARY_PATH', 'CHROMIUM_PATH']) {
+    const value = process.env[key];
+    if (value) env[key] = value;
+  }
+  return env;
 }
 
 function lastLines(lines: AgentLogLine[]): string {

@@ -1,6 +1,11 @@
 import { resolve } from 'node:path';
 import type { Logger } from '../../agent/log.js';
-import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../emulator/server.js';
+import {
+  DEFAULT_EMULATOR_CREDENTIALS,
+  startEmulator,
+  type Emulator,
+  type EmulatorOptions,
+} from '../../emulator/server.js';
 import { launchMaster, type MasterHandle } from './masterBrowser.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -21,8 +26,13 @@ export async function startDemoStack(options: {
   logger: Logger;
   headed?: boolean;
   maintainResolution?: boolean;
+  emulator?: EmulatorOptions;
 }): Promise<DemoStack> {
-  const emulator = await startEmulator({ port: 0, logger: options.logger.child({ component: 'emulator' }) });
+  const emulator = await startEmulator({
+    port: 0,
+    logger: options.logger.child({ component: 'emulator' }),
+    ...options.emulator,
+  });
   let master: MasterHandle | undefined;
   try {
     master = await launchMaster({

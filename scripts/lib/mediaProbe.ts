@@ -93,11 +93,31 @@ export async function countPackets(file: string, kind: 'v' | 'a'): Promise<numbe
   return Number(stdout.trim().split('\n')[0] || 0);
 }
 
-/** What `ffmpeg -v error` prints while decoding the whole file; '' means it decoded cleanly. */
+/**
+ * What `ffmpeg -v error` prints while decoding every frame of the file; '' means it decoded cleanly.
+ * Frames keep their own timestamps (`-fps_mode passthrough -enc_time_base -1`): by default ffmpeg maps
+ * them onto a 1/30 s grid for the null output, and WebRTC's variable frame timing (32–35 ms between frames
+ * once stored in whole ms, as in KVS) then makes two frames share a grid slot, which ffmpeg reports as
+ * "non monotonically increasing dts" although the file is fine. Truly repeated or backward timestamps are
+ * still reported, as are all decoder errors.
+ */
 export async function decodeErrors(file: string): Promise<string> {
   const { stdout, stderr } = await run(
     'ffmpeg',
-    ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-'],
+    [
+      '-nostdin',
+      '-v',
+      'error',
+      '-i',
+      file,
+      '-fps_mode',
+      'passthrough',
+      '-enc_time_base',
+      '-1',
+      '-f',
+      'null',
+      '-',
+    ],
     BIG,
   );
   return (stdout + stderr).trim();

@@ -1,0 +1,170 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { createLogger } from '../../agent/log.js';
+import type { FragmentRecord } from '../../emulator/media/fragmentStore.js';
+import { DEFAULT_EMULATOR_CREDENTIALS, DEFAULT_STREAM_NAME } from '../../emulator/server.js';
+import { spawnAgent, type AgentProcess } from '../../scripts/lib/agentProcess.js';
+import { startDemoStack, type DemoStack } from '../../scripts/lib/demoStack.js';
+import { kvssinkAvailable } from '../../scripts/lib/kvssinkCheck.js';
+import { KvsReadBack } from '../../scripts/lib/kvsReadBack.js';
+import { decodeErrors, probe, resolutions } from '../../scripts/lib/mediaProbe.js';
+
+/**
+ * The production path: reference master ↔ emulator ↔ agent → kvssink → the emulator's PutMedia, read back
+ * with ListFragments and GetClip. Needs kvssink (`gst-inspect-1.0 kvssink`); skipped, saying why, without it.
+ */
+test.describe.configure({ mode: 'serial' });
+
+const logger = createLogger({ level: 'warn' });
+let kvssink = { available: false, reason: 'not checked' };
+const cleanups: Array<() => Promise<void>> = [];
+
+test.beforeAll(async () => {
+  kvssink = await kvssinkAvailable();
+});
+
+test.afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function fragmentIndex(stack: DemoStack): Promise<FragmentRecord[]> {
+  const text = await readFile(join(stack.emulator.dataDir, DEFAULT_STREAM_NAME, 'index.json'), 'utf8');
+  return JSON.parse(text) as FragmentRecord[];
+}
+
+function startAgent(stack: DemoStack, env: Record<string, string>): AgentProcess {
+  const agent = spawnAgent({
+    args: ['--endpoint', stack.emulator.url, '--sink', 'kvssink', '--log-level', 'debug'],
+    env,
+  });
+  cleanups.push(async () => {
+    if (agent.child.exitCode === null && agent.child.signalCode === null)
+      process.kill(-agent.child.pid!, 'SIGKILL');
+    await writeFile(
+      test.info().outputPath('agent.log'),
+      agent.lines.map((l) => JSON.stringify(l)).join('\n'),
+    );
+  });
+  return agent;
+}
+
+/** Counters that would mean a PutMedia, signature or credential problem. */
+function problems(stats: Record<string, number>): string[] {
+  return Object.keys(stats).filter(
+    (k) =>
+      k.startsWith('putMedia.error') ||
+      k.includes('sigv4') ||
+      k.startsWith('container-credentials.rejected') ||
+      k === 'putMedia.aborted',
+  );
+}
+
+test('records into the stream: every fragment persisted, ≤ 2.5 s, key frame first, both tracks; the clip decodes with the ramp; SIGTERM persists the last fragment', async () => {
+  test.skip(!kvssink.available, kvssink.reason);
+  test.setTimeout(240_000);
+  const stack = await startDemoStack({ logger, maintainResolution: false });
+  cleanups.push(() => stack.close());
+  const agent = startAgent(stack, stack.agentEnv);
+
+  const recording = await agent.waitForLog((l) => l.msg === 'recording' && l.sink === 'kvssink', 90_000);
+  const startedAt = Date.parse(String(recording.time));
+  await new Promise((r) => setTimeout(r, 32_000));
+  const stopAt = Date.now();
+  process.kill(agent.child.pid!, 'SIGTERM');
+  const exit = await agent.exited;
+  const stopMs = Date.now() - stopAt;
+  expect(exit.code, agent.stderr.join('\n')).toBe(0);
+  expect(stopMs).toBeLessThan(30_000);
+
+  const stats = stack.emulator.admin.stats();
+  expect(problems(stats)).toEqual([]);
+  expect(stats['putMedia.fragmentsPersisted']).toBe(stats['putMedia.fragmentsReceived']);
+
+  const index = await fragmentIndex(stack);
+  expect(index.length).toBeGreaterThanOrEqual(12);
+  for (const f of index) {
+    expect(f.durationMs).toBeLessThanOrEqual(2500);
+    expect(f.startsWithKeyFrame).toBe(true);
+    expect(f.tracksPresent).toEqual([1, 2]);
+  }
+  // The recording covers the run: it starts near the first key frame and the last fragment before the
+  // stop was persisted before the agent exited.
+  const first = index[0]!;
+  const last = index[index.length - 1]!;
+  expect(Math.abs(first.producerTimestampMs - startedAt)).toBeLessThan(3000);
+  expect(last.producerTimestampMs + last.durationMs).toBeGreaterThan(stopAt - 2500);
+
+  // Each kvssink session carries its own codec private data: the ramp's sizes are in the track headers.
+  const sizes = new Set(
+    index.flatMap((f) => f.tracks.filter((t) => t.type === 1).map((t) => `${t.pixelWidth}x${t.pixelHeight}`)),
+  );
+  expect(sizes.size).toBeGreaterThan(1);
+  expect(sizes).toContain('1280x720');
+
+  // Read back as a user would, with the AWS SDK clients.
+  const readBack = new KvsReadBack({
+    region: stack.emulator.region,
+    credentials: DEFAULT_EMULATOR_CREDENTIALS,
+    endpoint: stack.emulator.url,
+    streamName: DEFAULT_STREAM_NAME,
+  });
+  cleanups.push(() => Promise.resolve(readBack.destroy()));
+  const listed = await readBack.fragments();
+  expect(listed.map((f) => f.FragmentNumber)).toEqual(index.map((f) => f.fragmentNumber));
+  // Kept in test-results with the fragment index: what to look at when this fails.
+  const clip = test.info().outputPath('clip.mp4');
+  await writeFile(test.info().outputPath('index.json'), JSON.stringify(index, null, 1));
+  await readBack.clip(
+    new Date(first.producerTimestampMs),
+    new Date(last.producerTimestampMs + last.durationMs),
+    clip,
+  );
+  const info = await probe(clip);
+  expect(info.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
+  expect(Number(info.format.duration)).toBeGreaterThan(25);
+  expect(await decodeErrors(clip)).toBe('');
+  const clipSizes = await resolutions(clip);
+  expect(clipSizes.length).toBeGreaterThan(1);
+  expect(clipSizes).toContain('1280x720');
+});
+
+test('credentials rotate: the agent records across an expiry of its task-role credentials with nothing rejected', async () => {
+  test.skip(!kvssink.available, kvssink.reason);
+  test.setTimeout(360_000);
+  // Two minutes: kvssink must re-read its credential file (≈ 38 s before expiry) while streaming.
+  const ttlMs = 120_000;
+  const stack = await startDemoStack({
+    logger,
+    maintainResolution: true,
+    emulator: { containerCredentials: { ttlMs } },
+  });
+  cleanups.push(() => stack.close());
+  // No static keys anywhere: the agent must go through the container credentials endpoint, like on Fargate.
+  const agent = startAgent(stack, {
+    AWS_REGION: stack.emulator.region,
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: stack.emulator.containerCredentialsUrl!,
+  });
+  const recording = await agent.waitForLog((l) => l.msg === 'recording' && l.sink === 'kvssink', 90_000);
+  const startedAt = Date.parse(String(recording.time));
+  await new Promise((r) => setTimeout(r, ttlMs + 30_000));
+  process.kill(agent.child.pid!, 'SIGTERM');
+  expect((await agent.exited).code).toBe(0);
+
+  const stats = stack.emulator.admin.stats();
+  expect(problems(stats)).toEqual([]);
+  expect(stats['container-credentials.issued']).toBeGreaterThanOrEqual(2);
+  expect(stats['putMedia.fragmentsPersisted']).toBe(stats['putMedia.fragmentsReceived']);
+  // More than one PutMedia connection: kvssink rotated its token and reconnected with new credentials.
+  expect(stats['putMedia.connections']).toBeGreaterThanOrEqual(2);
+  const index = await fragmentIndex(stack);
+  const last = index[index.length - 1]!;
+  expect(last.producerTimestampMs - startedAt).toBeGreaterThan(ttlMs);
+  // No hole in the recording across the rotation.
+  for (let i = 1; i < index.length; i++) {
+    const prev = index[i - 1]!;
+    expect(index[i]!.producerTimestampMs - (prev.producerTimestampMs + prev.durationMs)).toBeLessThan(1000);
+  }
+  const written = agent.lines.filter((l) => l.msg === 'kvssink credentials written');
+  expect(written.length).toBeGreaterThanOrEqual(2);
+});
