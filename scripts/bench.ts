@@ -12,7 +12,7 @@ import { createLogger } from '../agent/log.js';
 import type { RecordingSummary } from '../agent/recording/recordingStats.js';
 import { spawnAgent } from './lib/agentProcess.js';
 import { startDemoStack } from './lib/demoStack.js';
-import { describeRecording } from './lib/mediaProbe.js';
+import { describeRecording, segmentsIn } from './lib/mediaProbe.js';
 import { usageByGroup, type GroupUsage } from './lib/processCpu.js';
 
 const classify = (comm: string) =>
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     await agent.exited;
     const finished = agent.lines.find((l) => l.msg === 'recording finished');
     const summary = ((finished?.summaries ?? []) as RecordingSummary[])[0];
-    const report = await describeRecording(dir);
+    const report = await describeRecording(await segmentsIn(dir));
 
     console.log(`Benchmark: ${wall.toFixed(1)} s measured at 720p30 H.264 + Opus (after a 5 s warm-up)`);
     console.log('CPU-seconds per media-second, peak resident memory (RSS summed over processes):');

@@ -1,16 +1,21 @@
 /**
  * `npm run demo [-- --duration 20 --headed]`: the whole production path, offline. Starts the KVS emulator,
  * the reference master in its own headless Chromium (fake camera + microphone), and the real agent against
- * the emulator with the file sink; records for the given time and prints a short report.
+ * the emulator; records for the given time and prints a short report. With kvssink installed the agent
+ * streams into the emulator's Kinesis video stream (read back with ListFragments and GetClip); without it,
+ * it writes MPEG-TS files.
  */
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../agent/log.js';
 import type { RecordingSummary } from '../agent/recording/recordingStats.js';
+import { DEFAULT_EMULATOR_CREDENTIALS, DEFAULT_STREAM_NAME } from '../emulator/server.js';
 import { spawnAgent } from './lib/agentProcess.js';
 import { startDemoStack, ROOT } from './lib/demoStack.js';
-import { describeRecording } from './lib/mediaProbe.js';
+import { kvssinkAvailable } from './lib/kvssinkCheck.js';
+import { KvsReadBack } from './lib/kvsReadBack.js';
+import { describeRecording, segmentsIn } from './lib/mediaProbe.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -21,8 +26,8 @@ async function main(): Promise<void> {
     },
   });
   const duration = Number(values.duration);
-  if (!Number.isInteger(duration) || duration < 3 || duration > 3600) {
-    throw new Error('--duration must be a whole number of seconds between 3 and 3600');
+  if (!Number.isInteger(duration) || duration < 5 || duration > 3600) {
+    throw new Error('--duration must be a whole number of seconds between 5 and 3600');
   }
   const logger = createLogger({ level: values.verbose ? 'info' : 'warn' });
   const outputDir = resolve(
@@ -31,17 +36,24 @@ async function main(): Promise<void> {
     `demo-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`,
   );
   await mkdir(outputDir, { recursive: true });
+  const kvssink = await kvssinkAvailable();
+  const sink = kvssink.available ? 'kvssink' : 'file';
+  console.log(
+    kvssink.available
+      ? 'kvssink found: the agent will stream into the emulator’s Kinesis video stream.'
+      : `${kvssink.reason}. The agent will write MPEG-TS files instead.`,
+  );
 
   console.log('Starting the KVS emulator and the reference master (fake camera + microphone)…');
   const stack = await startDemoStack({ logger, headed: values.headed });
   try {
-    console.log(`Emulator at ${stack.emulator.url}; starting the agent for ${duration} s…`);
+    console.log(`Emulator at ${stack.emulator.url}; starting the agent (${sink} sink) for ${duration} s…`);
     const agent = spawnAgent({
       args: [
         '--endpoint',
         stack.emulator.url,
         '--sink',
-        'file',
+        sink,
         '--output-dir',
         outputDir,
         '--duration',
@@ -52,9 +64,8 @@ async function main(): Promise<void> {
       onLine: (line) => {
         if (values.verbose || line.level === 'error' || line.level === 'fatal' || line.level === 'stderr') {
           console.log(`  agent ${line.level}: ${line.msg}`);
-        } else if (line.msg === 'recording' || line.msg === 'viewer state' || line.msg === 'channel found') {
-          const detail = line.msg === 'viewer state' ? ` (peer ${String(line.peer)})` : '';
-          console.log(`  agent: ${line.msg}${detail}`);
+        } else if (['channel found', 'stream ready', 'recording'].includes(line.msg)) {
+          console.log(`  agent: ${line.msg}`);
         }
       },
     });
@@ -64,29 +75,60 @@ async function main(): Promise<void> {
       throw new Error(`the agent exited with ${exit.code ?? exit.signal} and no recording summary`);
     }
     const summaries = (finished.summaries ?? []) as RecordingSummary[];
-    const report = await describeRecording(outputDir);
+
+    let files: string[];
+    let fragmentsLine = '';
+    if (sink === 'kvssink') {
+      const readBack = new KvsReadBack({
+        region: stack.emulator.region,
+        credentials: DEFAULT_EMULATOR_CREDENTIALS,
+        endpoint: stack.emulator.url,
+        streamName: DEFAULT_STREAM_NAME,
+      });
+      const fragments = await readBack.fragments();
+      const first = fragments[0]?.ProducerTimestamp;
+      const last = fragments.at(-1);
+      if (!first || !last?.ProducerTimestamp) throw new Error('the stream holds no fragments');
+      const end = new Date(last.ProducerTimestamp.getTime() + (last.FragmentLengthInMilliseconds ?? 0));
+      const clip = join(outputDir, 'clip.mp4');
+      await readBack.clip(first, end, clip);
+      readBack.destroy();
+      const lengths = fragments.map((f) => f.FragmentLengthInMilliseconds ?? 0);
+      fragmentsLine = `${fragments.length} fragments in ${DEFAULT_STREAM_NAME}, ${Math.min(...lengths)}–${Math.max(...lengths)} ms each`;
+      files = [clip];
+    } else {
+      files = await segmentsIn(outputDir);
+    }
+    const report = await describeRecording(files);
+
     console.log('');
     console.log('Recording report');
-    console.log(`  output:            ${report.files.join(', ') || '(none)'}`);
+    if (fragmentsLine) console.log(`  Kinesis video:      ${fragmentsLine} (GetClip saved below)`);
+    console.log(`  output:             ${report.files.join(', ') || '(none)'}`);
     console.log(
-      `  duration:          ${report.durationSeconds?.toFixed(2) ?? '?'} s (asked for ${duration} s of running)`,
+      `  duration:           ${report.durationSeconds?.toFixed(2) ?? '?'} s (agent ran ${duration} s)`,
     );
-    console.log(`  streams:           ${report.streams.join(', ')}`);
+    console.log(`  streams:            ${report.streams.join(', ')}`);
     console.log(
-      `  video frames:      ${report.videoFrames}  (agent counted ${sum(summaries, (s) => s.video.frames)})`,
+      `  video frames:       ${report.videoFrames} (agent recorded ${sum(summaries, (s) => s.video.frames)})`,
     );
     console.log(
-      `  audio frames:      ${report.audioFrames}  (Opus packets in: ${sum(summaries, (s) => s.audio.frames)})`,
+      `  audio frames:       ${report.audioFrames} AAC (from ${sum(summaries, (s) => s.audio.frames)} Opus packets)`,
     );
     console.log(
       `  key-frame interval: max ${report.maxKeyFrameGapSeconds?.toFixed(2) ?? '?'} s, mean ${report.meanKeyFrameGapSeconds?.toFixed(2) ?? '?'} s (${report.keyFrames} key frames)`,
     );
-    console.log(`  resolutions seen:  ${report.resolutions.join(' → ')}`);
+    console.log(`  resolutions seen:   ${report.resolutions.join(' → ')}`);
     console.log(
-      `  decode errors:     ${report.decodeErrors.length === 0 ? 'none' : report.decodeErrors.slice(0, 3).join(' | ')}`,
+      `  decode errors:      ${report.decodeErrors.length === 0 ? 'none' : report.decodeErrors.slice(0, 3).join(' | ')}`,
     );
     const lat = summaries[0]?.latencyMs;
-    if (lat) console.log(`  latency receive → muxer: p50 ${lat.p50} ms, p99 ${lat.p99} ms`);
+    const add = summaries[0]?.muxer?.addLatencyMs;
+    if (lat && add) {
+      console.log(
+        `  latency:            receive → muxer p50 ${lat.p50} ms, p99 ${lat.p99} ms; muxer → gst p50 ${add.p50} ms, p99 ${add.p99} ms`,
+      );
+    }
   } finally {
     await stack.close();
   }

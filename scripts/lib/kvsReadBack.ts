@@ -48,7 +48,10 @@ export class KvsReadBack {
     let token: string | undefined;
     do {
       const page = await client.send(
-        new ListFragmentsCommand({ StreamName: this.options.streamName, ...(token ? { NextToken: token } : {}) }),
+        new ListFragmentsCommand({
+          StreamName: this.options.streamName,
+          ...(token ? { NextToken: token } : {}),
+        }),
       );
       out.push(...(page.Fragments ?? []));
       token = page.NextToken;

@@ -153,12 +153,16 @@ export interface RecordingDescription {
   decodeErrors: string[];
 }
 
-/** Describes every segment the file sink wrote in `dir`, in order, the way the demo reports it. */
-export async function describeRecording(dir: string): Promise<RecordingDescription> {
-  const files = (await readdir(dir))
+/** The MPEG-TS segments the file sink wrote in `dir`, oldest first (names sort by start time). */
+export async function segmentsIn(dir: string): Promise<string[]> {
+  return (await readdir(dir))
     .filter((f) => f.endsWith('.ts'))
     .sort()
     .map((f) => join(dir, f));
+}
+
+/** Describes recorded files (segments in order, or a KVS clip) the way the demo reports them. */
+export async function describeRecording(files: string[]): Promise<RecordingDescription> {
   const out: RecordingDescription = {
     files,
     streams: [],
