@@ -58,8 +58,9 @@ async function main(): Promise<void> {
     return shuttingDown;
   };
 
-  process.once('SIGINT', () => void shutdown('SIGINT', 0));
-  process.once('SIGTERM', () => void shutdown('SIGTERM', 0));
+  // on, not once: a second signal while stopping must not kill the process with the default handler.
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   agent.onFatal((err) => {
     logger.fatal({ err: errorMessage(err) }, 'giving up');
     void shutdown('fatal', 1);

@@ -19,14 +19,17 @@ const classify = (comm: string) =>
   comm.startsWith('chrom') ? 'chromium' : comm.startsWith('gst') ? 'gst' : comm;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '30' } } });
+  const { values } = parseArgs({
+    options: { seconds: { type: 'string', default: '30' }, sink: { type: 'string', default: 'file' } },
+  });
+  if (values.sink !== 'file' && values.sink !== 'kvssink') throw new Error('--sink must be file or kvssink');
   const seconds = Number(values.seconds);
   const logger = createLogger({ level: 'warn' });
   const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-bench-'));
   const stack = await startDemoStack({ logger, maintainResolution: true });
   try {
     const agent = spawnAgent({
-      args: ['--endpoint', stack.emulator.url, '--sink', 'file', '--output-dir', dir],
+      args: ['--endpoint', stack.emulator.url, '--sink', values.sink, '--output-dir', dir],
       env: stack.agentEnv,
     });
     await agent.waitForLog((l) => l.msg === 'recording', 90_000);
@@ -51,9 +54,10 @@ async function main(): Promise<void> {
     await agent.exited;
     const finished = agent.lines.find((l) => l.msg === 'recording finished');
     const summary = ((finished?.summaries ?? []) as RecordingSummary[])[0];
-    const report = await describeRecording(await segmentsIn(dir));
 
-    console.log(`Benchmark: ${wall.toFixed(1)} s measured at 720p30 H.264 + Opus (after a 5 s warm-up)`);
+    console.log(
+      `Benchmark (${values.sink} sink): ${wall.toFixed(1)} s measured at 720p30 H.264 + Opus (after a 5 s warm-up)`,
+    );
     console.log('CPU-seconds per media-second, peak resident memory (RSS summed over processes):');
     for (const group of ['chromium', 'node', 'gst']) {
       const cpu = ((after[group]?.cpuSeconds ?? 0) - (before[group]?.cpuSeconds ?? 0)) / wall;
@@ -69,9 +73,17 @@ async function main(): Promise<void> {
         `Frames: video ${summary.video.frames}, audio ${summary.audio.frames}; resolutions ${summary.video.resolutions.join(', ')}`,
       );
     }
-    console.log(
-      `Output: ${report.videoFrames} video frames, ${report.durationSeconds?.toFixed(1)} s, decode errors ${report.decodeErrors.length}`,
-    );
+    if (values.sink === 'file') {
+      const report = await describeRecording(await segmentsIn(dir));
+      console.log(
+        `Output: ${report.videoFrames} video frames, ${report.durationSeconds?.toFixed(1)} s, decode errors ${report.decodeErrors.length}`,
+      );
+    } else {
+      const stats = stack.emulator.admin.stats();
+      console.log(
+        `KVS: ${stats['putMedia.fragmentsPersisted'] ?? 0} fragments persisted, ${stats['putMedia.connections'] ?? 0} PutMedia connections`,
+      );
+    }
   } finally {
     await stack.close();
     await rm(dir, { recursive: true, force: true });

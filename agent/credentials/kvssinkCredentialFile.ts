@@ -12,7 +12,7 @@ const MAX_REFRESH_INTERVAL_MS = 15 * 60_000;
  * kvssink re-reads the file only ~38 s before the expiry written in it (capped at now + 40 min), so the file
  * must hold fresh credentials well before then.
  */
-const REFRESH_BEFORE_EXPIRY_MS = 2 * 60_000;
+const REFRESH_BEFORE_EXPIRY_MS = 90_000;
 const MIN_REFRESH_INTERVAL_MS = 5_000;
 
 /**

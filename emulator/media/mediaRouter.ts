@@ -167,10 +167,16 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
         limits,
         logger,
         count,
+        // One PutMedia connection per stream: the newest wins — from its first fragment on. kvssink opens the
+        // next connection before it stops using the old one when it rotates its token, and finishes the
+        // fragment under way on the old one; cutting the old one at connect time would lose that fragment.
+        onFirstFragment: () => {
+          const previous = sessions.get(stream.name);
+          if (previous !== session) previous?.supersede();
+          sessions.set(stream.name, session);
+        },
       });
-      // One PutMedia connection per stream: the newest wins.
-      sessions.get(stream.name)?.supersede();
-      sessions.set(stream.name, session);
+      if (!sessions.has(stream.name)) sessions.set(stream.name, session);
       count('putMedia.connections');
       logger.info({ stream: stream.name }, 'PutMedia connection started');
       session.start();

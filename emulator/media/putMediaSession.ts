@@ -50,6 +50,8 @@ export interface PutMediaSessionOptions {
   limits: PutMediaLimits;
   logger: Logger;
   count: (name: string) => void;
+  /** Called once, when the first fragment starts arriving (the router supersedes older connections then). */
+  onFirstFragment?: () => void;
 }
 
 interface OpenFragment {
@@ -75,6 +77,7 @@ export type SessionEnd = 'completed' | 'error' | 'superseded' | 'idle' | 'aborte
  * not yet PERSISTED, so continuing on the same request would only produce more errors.
  */
 export class PutMediaSession {
+  #sawFragment = false;
   readonly #o: PutMediaSessionOptions & { count: (name: string) => void };
   readonly #parser: MkvStreamParser;
   #header: StreamHeader | undefined;
@@ -211,6 +214,10 @@ export class PutMediaSession {
       );
     }
     this.#ack({ EventType: 'BUFFERING', FragmentTimecode: timecode, FragmentNumber: fragment.number });
+    if (!this.#sawFragment) {
+      this.#sawFragment = true;
+      this.#o.onFirstFragment?.();
+    }
   }
 
   #onFrame(frame: FrameInfo): void {

@@ -132,8 +132,8 @@ test('records into the stream: every fragment persisted, ≤ 2.5 s, key frame fi
 test('credentials rotate: the agent records across an expiry of its task-role credentials with nothing rejected', async () => {
   test.skip(!kvssink.available, kvssink.reason);
   test.setTimeout(360_000);
-  // Two minutes: kvssink must re-read its credential file (≈ 38 s before expiry) while streaming.
-  const ttlMs = 120_000;
+  // 2.5 minutes: kvssink must re-read its credential file (≈ 38 s before expiry) while streaming.
+  const ttlMs = 150_000;
   const stack = await startDemoStack({
     logger,
     maintainResolution: true,
@@ -148,10 +148,14 @@ test('credentials rotate: the agent records across an expiry of its task-role cr
   const recording = await agent.waitForLog((l) => l.msg === 'recording' && l.sink === 'kvssink', 90_000);
   const startedAt = Date.parse(String(recording.time));
   await new Promise((r) => setTimeout(r, ttlMs + 30_000));
+  const stopAt = Date.now();
   process.kill(agent.child.pid!, 'SIGTERM');
   expect((await agent.exited).code).toBe(0);
+  expect(Date.now() - stopAt).toBeLessThan(30_000);
 
   const stats = stack.emulator.admin.stats();
+  await writeFile(test.info().outputPath('stats.json'), JSON.stringify(stats, null, 1));
+  await writeFile(test.info().outputPath('index.json'), JSON.stringify(await fragmentIndex(stack), null, 1));
   expect(problems(stats)).toEqual([]);
   expect(stats['container-credentials.issued']).toBeGreaterThanOrEqual(2);
   expect(stats['putMedia.fragmentsPersisted']).toBe(stats['putMedia.fragmentsReceived']);
