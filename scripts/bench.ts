@@ -69,6 +69,11 @@ async function main(): Promise<void> {
       console.log(
         `Latency receive → muxer: p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms`,
       );
+      const add = summary.muxer?.addLatencyMs;
+      if (add)
+        console.log(
+          `Latency muxer → gst stdin (mediabunny add + write): p50 ${add.p50} ms, p99 ${add.p99} ms`,
+        );
       console.log(
         `Frames: video ${summary.video.frames}, audio ${summary.audio.frames}; resolutions ${summary.video.resolutions.join(', ')}`,
       );
