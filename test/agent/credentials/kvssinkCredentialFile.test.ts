@@ -36,12 +36,12 @@ test('the file is private, rewritten atomically and refreshed before expiry', as
   const issued: AwsCredentialIdentity[] = [];
   const provider = () => {
     n++;
-    // Expires in 2 min 10 s: inside the refresh margin soon, so the writer must refresh on its own.
+    // Expires in 100 s: 10 s before the 90 s refresh margin, so the writer must refresh on its own soon.
     const c = {
       accessKeyId: `ASIA${n}`,
       secretAccessKey: `secret${n}`,
       sessionToken: `token${n}`,
-      expiration: new Date(Date.now() + 130_000),
+      expiration: new Date(Date.now() + 100_000),
     };
     issued.push(c);
     return Promise.resolve(c);
