@@ -130,9 +130,11 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     });
     await muxer.start();
     const firstReceived = this.#pending[0]?.receiveTimeMs ?? Date.now();
-    const wait = (this.#options.minStartLagMs ?? 0) - (Date.now() - firstReceived);
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    if (this.#state !== 'starting') return;
+    if (this.#options.minStartLagMs !== undefined) {
+      const wait = this.#options.minStartLagMs - (Date.now() - firstReceived);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (this.#state !== 'starting') return;
+    }
     this.stats.startedAt = new Date();
     this.#state = 'running';
     const now = Date.now();
