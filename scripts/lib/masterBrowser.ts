@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_FLAGS } from '../../agent/browser/viewerBrowser.js';
 import { createLogger, type Logger } from '../../agent/log.js';
 import type { MasterState } from '../../WebRTC/masterState.js';
 import { serveStatic } from './staticServer.js';
@@ -35,16 +36,9 @@ interface PageGlobals {
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-/** Measured to work here: see docs/chromium-encoded-frames.md. Fake camera at 30 fps (default is 20). */
+/** The agent's measured flags plus a fake camera at 30 fps (the default is 20) and microphone. */
 const MASTER_FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
+  ...CHROMIUM_FLAGS,
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream=fps=30',
 ];
@@ -54,7 +48,7 @@ const MASTER_FLAGS = [
  * its query parameters. The page's log goes into a pino logger.
  */
 export async function launchMaster(options: MasterOptions): Promise<MasterHandle> {
-  const log = options.logger ?? createLogger({ level: 'info' }).child({ component: 'master' });
+  const log = options.logger ?? createLogger({ level: 'warn' }).child({ component: 'master' });
   const server = await serveStatic(options.webRoot ?? resolve(ROOT, 'dist/web'));
   let browser: Browser | undefined;
   try {
