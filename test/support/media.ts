@@ -1,6 +1,9 @@
 import { resolve } from 'node:path';
 import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
+import { pino } from 'pino';
 import type { WireFrame } from '../../agent/bridge/wire.js';
+import { MatroskaStreamMuxer, type MatroskaStreamMuxerOptions } from '../../agent/media/muxer.js';
+import { GstProcess, type GstProcessOptions } from '../../agent/sink/gstProcess.js';
 import { probeFrames } from '../../scripts/lib/mediaProbe.js';
 
 /** The shared fixtures live beside the repository (`../shared`), on developer machines and in CI alike. */
@@ -92,4 +95,18 @@ export function toWireFrames(
       payload: p.data,
     };
   });
+}
+
+/**
+ * What every pipeline test starts with: a running gst-launch reading Matroska on stdin and a muxer (not yet
+ * started) writing into it, both logging nowhere.
+ */
+export async function gstWithMuxer(
+  gstOptions: Omit<GstProcessOptions, 'logger'>,
+  muxerOptions: Omit<MatroskaStreamMuxerOptions, 'output' | 'logger'>,
+): Promise<{ gst: GstProcess; muxer: MatroskaStreamMuxer }> {
+  const logger = pino({ level: 'silent' });
+  const gst = new GstProcess({ ...gstOptions, logger });
+  await gst.start();
+  return { gst, muxer: new MatroskaStreamMuxer({ ...muxerOptions, output: gst.stdin, logger }) };
 }

@@ -2,16 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { pino } from 'pino';
 import type { PipeStallInfo } from '../../../agent/media/muxer.js';
-import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
 import { MediaTimeline, type TimedFrame } from '../../../agent/media/timeline.js';
-import { GstProcess } from '../../../agent/sink/gstProcess.js';
 import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
 import { decodeErrors, probe, probeFrames } from '../../../scripts/lib/mediaProbe.js';
-import { FIXTURE_RAMP, readPackets, toWireFrames } from '../../support/media.js';
-
-const log = pino({ level: 'silent' });
+import { FIXTURE_RAMP, readPackets, toWireFrames, gstWithMuxer } from '../../support/media.js';
 
 async function fixtureFrames(): Promise<TimedFrame[]> {
   const timeline = new MediaTimeline();
@@ -28,14 +23,10 @@ test('the live Matroska stream is valid: H.264 + mono Opus (OpusHead), every fra
   try {
     const out = join(dir, 'copy.mkv');
     // appendOnly Matroska through a pipe, captured as it arrives; ffmpeg then checks it.
-    const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'filesink', `location=${out}`], logger: log });
-    await gst.start();
-    const muxer = new MatroskaStreamMuxer({
-      hasAudio: true,
-      output: gst.stdin,
-      logger: log,
-      maxQueuedFrames: 100_000,
-    });
+    const { gst, muxer } = await gstWithMuxer(
+      { args: ['fdsrc', 'fd=0', '!', 'filesink', `location=${out}`] },
+      { hasAudio: true, maxQueuedFrames: 100_000 },
+    );
     await muxer.start();
     const frames = await fixtureFrames();
     for (const f of frames) muxer.write(f);
@@ -59,15 +50,10 @@ test('the live Matroska stream is valid: H.264 + mono Opus (OpusHead), every fra
 
 test('a reader that stops (SIGSTOP) makes the queue overflow until a key frame and the watchdog report a stall', async () => {
   test.setTimeout(60_000);
-  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
-  await gst.start();
-  const muxer = new MatroskaStreamMuxer({
-    hasAudio: false,
-    output: gst.stdin,
-    logger: log,
-    maxQueuedFrames: 50,
-    stallTimeoutMs: 1000,
-  });
+  const { gst, muxer } = await gstWithMuxer(
+    { args: ['fdsrc', 'fd=0', '!', 'fakesink'] },
+    { hasAudio: false, maxQueuedFrames: 50, stallTimeoutMs: 1000 },
+  );
   const stalls: PipeStallInfo[] = [];
   const overflows: number[] = [];
   muxer.on('stalled', (info) => stalls.push(info));
@@ -119,14 +105,10 @@ test('a reader that stops (SIGSTOP) makes the queue overflow until a key frame a
 });
 
 test('a long audio gap is filled with silence so video keeps flowing', async () => {
-  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
-  await gst.start();
-  const muxer = new MatroskaStreamMuxer({
-    hasAudio: true,
-    output: gst.stdin,
-    logger: log,
-    maxQueuedFrames: 100_000,
-  });
+  const { gst, muxer } = await gstWithMuxer(
+    { args: ['fdsrc', 'fd=0', '!', 'fakesink'] },
+    { hasAudio: true, maxQueuedFrames: 100_000 },
+  );
   await muxer.start();
   // Audio stops after 2 s (muted sender, lost track) while video goes on for 38 s more.
   const frames = (await fixtureFrames()).filter((f) => f.kind === 'video' || f.timestampUs < 2_000_000);
@@ -143,17 +125,12 @@ test('live-paced: 10 s of the fixture in real time into the file pipeline, no st
   test.setTimeout(60_000);
   const dir = await mkdtemp(join(tmpdir(), 'live-'));
   try {
-    const gst = new GstProcess({
-      args: buildPipelineArgs({ kind: 'file', path: join(dir, 'live.ts') }, { hasAudio: true }),
-      logger: log,
-    });
-    await gst.start();
-    const muxer = new MatroskaStreamMuxer({
-      hasAudio: true,
-      output: gst.stdin,
-      logger: log,
-      stallTimeoutMs: 2000,
-    });
+    const { gst, muxer } = await gstWithMuxer(
+      {
+        args: buildPipelineArgs({ kind: 'file', path: join(dir, 'live.ts') }, { hasAudio: true }),
+      },
+      { hasAudio: true, stallTimeoutMs: 2000 },
+    );
     let stalls = 0;
     muxer.on('stalled', () => stalls++);
     await muxer.start();
@@ -183,14 +160,10 @@ test('live-paced: 10 s of the fixture in real time into the file pipeline, no st
 });
 
 test('audio announced but never arriving: silence from the start keeps video flowing', async () => {
-  const gst = new GstProcess({ args: ['fdsrc', 'fd=0', '!', 'fakesink'], logger: log });
-  await gst.start();
-  const muxer = new MatroskaStreamMuxer({
-    hasAudio: true,
-    output: gst.stdin,
-    logger: log,
-    maxQueuedFrames: 100_000,
-  });
+  const { gst, muxer } = await gstWithMuxer(
+    { args: ['fdsrc', 'fd=0', '!', 'fakesink'] },
+    { hasAudio: true, maxQueuedFrames: 100_000 },
+  );
   await muxer.start();
   const video = (await fixtureFrames()).filter((f) => f.kind === 'video');
   for (const f of video) muxer.write(f);

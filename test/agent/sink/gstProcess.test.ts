@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { pino } from 'pino';
 import { ChildProcessError } from '../../../agent/errors.js';
-import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
 import { MediaTimeline } from '../../../agent/media/timeline.js';
 import { GstProcess } from '../../../agent/sink/gstProcess.js';
 import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
 import { probe } from '../../../scripts/lib/mediaProbe.js';
-import { FIXTURE_RAMP, readPackets, toWireFrames } from '../../support/media.js';
+import { FIXTURE_RAMP, gstWithMuxer, readPackets, toWireFrames } from '../../support/media.js';
 
 const log = pino({ level: 'silent' });
 
@@ -123,17 +122,10 @@ test('SIGKILL of gst mid-recording leaves a segment ffprobe reads with both stre
   const dir = await mkdtemp(join(tmpdir(), 'kill-'));
   try {
     const frames = toWireFrames(await readPackets(FIXTURE_RAMP));
-    const gst = new GstProcess({
-      args: buildPipelineArgs({ kind: 'file', path: join(dir, 'rec.ts') }, { hasAudio: true }),
-      logger: log,
-    });
-    await gst.start();
-    const muxer = new MatroskaStreamMuxer({
-      hasAudio: true,
-      output: gst.stdin,
-      logger: log,
-      maxQueuedFrames: 100_000,
-    });
+    const { gst, muxer } = await gstWithMuxer(
+      { args: buildPipelineArgs({ kind: 'file', path: join(dir, 'rec.ts') }, { hasAudio: true }) },
+      { hasAudio: true, maxQueuedFrames: 100_000 },
+    );
     const failed = new Promise<Error>((resolve) => muxer.once('failed', resolve));
     await muxer.start();
     const timeline = new MediaTimeline();

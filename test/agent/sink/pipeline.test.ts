@@ -2,15 +2,10 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { pino } from 'pino';
-import { MatroskaStreamMuxer } from '../../../agent/media/muxer.js';
 import { MediaTimeline } from '../../../agent/media/timeline.js';
-import { GstProcess } from '../../../agent/sink/gstProcess.js';
 import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
 import { decodeErrors, probe, probeFrames } from '../../../scripts/lib/mediaProbe.js';
-import { FIXTURE_RAMP, readPackets, toWireFrames } from '../../support/media.js';
-
-const log = pino({ level: 'silent' });
+import { FIXTURE_RAMP, readPackets, toWireFrames, gstWithMuxer } from '../../support/media.js';
 
 test('file sink args: one MPEG-TS file, audio branch only when asked', () => {
   const args = buildPipelineArgs({ kind: 'file', path: '/rec/cam 1%.ts' }, { hasAudio: true });
@@ -73,18 +68,13 @@ async function recordFixture(dir: string): Promise<Recorded> {
   await writeFile(wrapper, '#!/bin/bash\nTIMEFORMAT="CPU %U %S"\ntime gst-launch-1.0 "$@"\n', {
     mode: 0o755,
   });
-  const gst = new GstProcess({
-    args: buildPipelineArgs({ kind: 'file', path: join(dir, 'rec.ts') }, { hasAudio: true }),
-    gstLaunchPath: wrapper,
-    logger: log,
-  });
-  await gst.start();
-  const muxer = new MatroskaStreamMuxer({
-    hasAudio: true,
-    output: gst.stdin,
-    logger: log,
-    maxQueuedFrames: 100_000,
-  });
+  const { gst, muxer } = await gstWithMuxer(
+    {
+      args: buildPipelineArgs({ kind: 'file', path: join(dir, 'rec.ts') }, { hasAudio: true }),
+      gstLaunchPath: wrapper,
+    },
+    { hasAudio: true, maxQueuedFrames: 100_000 },
+  );
   await muxer.start();
   const timeline = new MediaTimeline();
   let n = 0;
