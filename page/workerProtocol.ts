@@ -1,3 +1,4 @@
+import type { PageLog } from '../agent/bridge/controlProtocol.js';
 import type { TrackKind } from '../agent/bridge/wire.js';
 
 /** Options given to `new RTCRtpScriptTransform(worker, options)`; they arrive with the `rtctransform` event. */
@@ -28,6 +29,4 @@ export interface ForwarderCounters {
 }
 
 /** Worker → main thread. */
-export type WorkerToMain =
-  | { type: 'counters'; counters: ForwarderCounters }
-  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; data?: Record<string, unknown> };
+export type WorkerToMain = { type: 'counters'; counters: ForwarderCounters } | PageLog;

@@ -49,6 +49,14 @@ export interface TrackStats {
   keyFrameRequests: number;
 }
 
+/** A log line from the page or a worker, forwarded into the agent's log. */
+export interface PageLog {
+  type: 'log';
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  data?: Record<string, unknown>;
+}
+
 export type PageToAgent =
   | { type: 'hello'; userAgent: string }
   | { type: 'presign'; id: number; endpoint: string; queryParams: Record<string, string>; date?: number }
@@ -65,4 +73,4 @@ export type PageToAgent =
       event: 'go-away' | 'reconnect-ice-server' | 'status-response';
       detail?: string;
     }
-  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; data?: Record<string, unknown> };
+  | PageLog;

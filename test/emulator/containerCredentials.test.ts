@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
-import { resolve } from 'node:path';
 import {
   AccessDeniedException,
   DescribeSignalingChannelCommand,
@@ -15,8 +13,8 @@ import { DEFAULT_CHANNEL_NAME, startEmulator, type Emulator } from '../../emulat
 import { SigV4Verifier } from '../../emulator/sigv4.js';
 import { Stats } from '../../emulator/stats.js';
 import { handshakeStatus, wsRequestSigner, wssEndpoint } from './support.js';
+import { startEmulatorCli } from '../support/emulatorCli.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 /** Every variable the SDK's default chain reads before the container provider, so only the emulator answers. */
 const AWS_ENV = [
   'AWS_ACCESS_KEY_ID',
@@ -308,30 +306,12 @@ test('remembered keys stay bounded: long-expired ones are forgotten, at most 100
 });
 
 test('npm run emulator with KVS_EMULATOR_CONTAINER_CREDENTIALS_TTL_SECONDS prints the FULL_URI', async () => {
-  const child = spawn(
-    process.execPath,
-    [resolve(ROOT, 'node_modules/tsx/dist/cli.mjs'), 'emulator/main.ts'],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        KVS_EMULATOR_PORT: '0',
-        KVS_EMULATOR_CONTAINER_CREDENTIALS_TTL_SECONDS: '120',
-        KVS_EMULATOR_CONTAINER_AUTHORIZATION_TOKEN: 'cli-token',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const emulator = await startEmulatorCli({
+    KVS_EMULATOR_CONTAINER_CREDENTIALS_TTL_SECONDS: '120',
+    KVS_EMULATOR_CONTAINER_AUTHORIZATION_TOKEN: 'cli-token',
+  });
+  const { line } = emulator;
   try {
-    const line = await new Promise<string>((done, fail) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('\n')) done(out.split('\n')[0]!);
-      });
-      child.once('exit', (code) => fail(new Error(`emulator exited early with ${code}`)));
-    });
     const match =
       /^KVS emulator at (http:\/\/127\.0\.0\.1:\d+) region=(\S+) AWS_ACCESS_KEY_ID=\S+ AWS_SECRET_ACCESS_KEY=\S+ AWS_CONTAINER_CREDENTIALS_FULL_URI=(http:\/\/127\.0\.0\.1:\d+\/_ecs\/credentials)$/.exec(
         line,
@@ -351,7 +331,6 @@ test('npm run emulator with KVS_EMULATOR_CONTAINER_CREDENTIALS_TTL_SECONDS print
     client.destroy();
     expect(out.ChannelInfo?.ChannelStatus).toBe('ACTIVE');
   } finally {
-    child.kill('SIGTERM');
+    expect(await emulator.stop()).toBe(0);
   }
-  expect(await exited).toBe(0);
 });
