@@ -11,7 +11,8 @@ export type AgentErrorCode =
   | 'CHANNEL_STORAGE_ENABLED'
   | 'MEDIA_REJECTED'
   | 'PIPE_STALLED'
-  | 'CODEC_UNSUPPORTED';
+  | 'CODEC_UNSUPPORTED'
+  | 'PRESIGN_REFUSED';
 
 export class AgentError extends Error {
   readonly code: AgentErrorCode;
@@ -65,6 +66,13 @@ export class ChildProcessError extends AgentError {
 export class DiscoveryError extends AgentError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('DISCOVERY_FAILED', message, options);
+  }
+}
+
+/** The page asked the presigner for something other than the agent's own viewer URL (hostile or broken page). */
+export class PresignRefusedError extends AgentError {
+  constructor(message: string) {
+    super('PRESIGN_REFUSED', message);
   }
 }
 

@@ -75,35 +75,41 @@ export function encodeFrame(header: FrameHeader, payload: ArrayBuffer | Uint8Arr
   return out;
 }
 
-export type DecodeResult = { ok: true; frame: WireFrame } | { ok: false; reason: string };
+/** Why a frame was refused: a closed set, so counters keyed by it stay bounded whatever a sender sends. */
+export type FrameRejectCode =
+  'short' | 'version' | 'kind' | 'codec' | 'receive-time' | 'length-mismatch' | 'empty' | 'too-large';
+
+export type DecodeResult =
+  { ok: true; frame: WireFrame } | { ok: false; code: FrameRejectCode; reason: string };
+
+const reject = (code: FrameRejectCode, reason: string): DecodeResult => ({ ok: false, code, reason });
 
 /** Decodes and validates one message; never throws, so a hostile or broken sender cannot crash the reader. */
 export function decodeFrame(data: Uint8Array): DecodeResult {
-  if (data.byteLength < FRAME_HEADER_BYTES) return { ok: false, reason: 'shorter than the frame header' };
+  if (data.byteLength < FRAME_HEADER_BYTES) return reject('short', 'shorter than the frame header');
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const version = view.getUint8(0);
-  if (version !== WIRE_VERSION) return { ok: false, reason: `unsupported wire version ${version}` };
+  if (version !== WIRE_VERSION) return reject('version', `unsupported wire version ${version}`);
   const kindCode = view.getUint8(1);
   const kind: TrackKind | undefined = kindCode === 1 ? 'video' : kindCode === 2 ? 'audio' : undefined;
-  if (!kind) return { ok: false, reason: `unknown track kind ${kindCode}` };
+  if (!kind) return reject('kind', `unknown track kind ${kindCode}`);
   const codecCode = view.getUint8(3);
   const codec: FrameCodec | undefined =
     codecCode === 1 ? 'h264' : codecCode === 2 ? 'opus' : codecCode === 0 ? 'other' : undefined;
-  if (!codec) return { ok: false, reason: `unknown codec ${codecCode}` };
+  if (!codec) return reject('codec', `unknown codec ${codecCode}`);
   const receiveTimeMs = view.getFloat64(8, true);
   if (!Number.isFinite(receiveTimeMs) || receiveTimeMs <= 0) {
-    return { ok: false, reason: 'receive time is not a positive finite number' };
+    return reject('receive-time', 'receive time is not a positive finite number');
   }
   const length = view.getUint32(28, true);
   if (length !== data.byteLength - FRAME_HEADER_BYTES) {
-    return {
-      ok: false,
-      reason: `payload length ${length} does not match ${data.byteLength - FRAME_HEADER_BYTES}`,
-    };
+    return reject(
+      'length-mismatch',
+      `payload length ${length} does not match ${data.byteLength - FRAME_HEADER_BYTES}`,
+    );
   }
-  if (length === 0) return { ok: false, reason: 'empty payload' };
-  if (length > MAX_FRAME_PAYLOAD_BYTES)
-    return { ok: false, reason: `payload of ${length} bytes is too large` };
+  if (length === 0) return reject('empty', 'empty payload');
+  if (length > MAX_FRAME_PAYLOAD_BYTES) return reject('too-large', `payload of ${length} bytes is too large`);
   return {
     ok: true,
     frame: {
