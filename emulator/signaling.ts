@@ -110,8 +110,15 @@ export class SignalingHub {
     if (!verdict.ok) {
       throw new HandshakeError(403, 'AccessDeniedException', `sigv4.${verdict.reason}`, verdict.message);
     }
-    const parsed = new URL(url, 'http://emulator');
-    const channelARN = parsed.searchParams.get('X-Amz-ChannelARN');
+    // The query as the verifier decoded it: what was signed is what is used (one decoding, one value).
+    const param = (name: string): string | null => {
+      const values = verdict.query.filter(([k]) => k === name);
+      if (values.length > 1) {
+        throw new HandshakeError(400, 'InvalidArgumentException', 'malformed', `${name} is repeated`);
+      }
+      return values[0]?.[1] ?? null;
+    };
+    const channelARN = param('X-Amz-ChannelARN');
     if (!channelARN) {
       throw new HandshakeError(
         400,
@@ -129,11 +136,11 @@ export class SignalingHub {
         `channel ${channelARN} not found`,
       );
     }
-    const clientId = parsed.searchParams.get('X-Amz-ClientId');
+    const clientId = param('X-Amz-ClientId');
     const role: Role =
-      parsed.pathname === SIGNALING_PATHS.MASTER
+      verdict.path === SIGNALING_PATHS.MASTER
         ? 'MASTER'
-        : parsed.pathname === SIGNALING_PATHS.VIEWER
+        : verdict.path === SIGNALING_PATHS.VIEWER
           ? 'VIEWER'
           : clientId !== null
             ? 'VIEWER'

@@ -21,10 +21,21 @@ export type SigV4Rejection =
   | 'clock-skew'
   | 'presign-expired'
   | 'body-hash-mismatch'
+  | 'bad-content-sha256'
   | 'bad-signature';
 
 export type SigV4Result =
-  | { ok: true; accessKeyId: string }
+  | {
+      ok: true;
+      accessKeyId: string;
+      /** The request path as received (not normalised: that is what was signed). */
+      path: string;
+      /**
+       * The query exactly as the verifier decoded it for the signature. Use these values, never a second
+       * parse (`URLSearchParams` reads `+` as a space and tolerates bad escapes): what was verified is used.
+       */
+      query: ReadonlyArray<readonly [string, string]>;
+    }
   | {
       ok: false;
       reason: SigV4Rejection;
@@ -59,6 +70,19 @@ export interface SigV4VerifierOptions {
 }
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
+/**
+ * The named `x-amz-content-sha256` values AWS defines besides a hex digest (signed, unsigned and chunked
+ * payloads; see the CRT's `AwsSignedBodyValue`). Any other non-hex value is refused.
+ */
+export const NAMED_PAYLOAD_HASHES: ReadonlySet<string> = new Set([
+  'UNSIGNED-PAYLOAD',
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD',
+  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-HMAC-SHA256-EVENTS',
+]);
 const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
 
@@ -104,9 +128,10 @@ export class SigV4Verifier {
   /** Presigned when the query carries `X-Amz-Signature`, else header auth. */
   verify(request: ReceivedRequest): SigV4Result {
     try {
-      const { query } = splitUrl(request.url);
+      const { path, query } = splitUrl(request.url);
       const isPresigned = query.some(([k]) => k === 'X-Amz-Signature');
-      return { ok: true, accessKeyId: isPresigned ? this.#presigned(request) : this.#headerAuth(request) };
+      const accessKeyId = isPresigned ? this.#presigned(request) : this.#headerAuth(request);
+      return { ok: true, accessKeyId, path, query };
     } catch (err) {
       const refusal: SigV4Refusal =
         err instanceof Rejected
@@ -145,8 +170,16 @@ export class SigV4Verifier {
       .update(request.body ?? Buffer.alloc(0))
       .digest('hex');
     if (payloadHash === undefined) payloadHash = bodyHash;
-    else if (/^[0-9a-f]{64}$/.test(payloadHash) && payloadHash !== bodyHash) {
-      throw new Rejected('body-hash-mismatch', 'x-amz-content-sha256 does not match the body');
+    else if (/^[0-9a-fA-F]{64}$/.test(payloadHash)) {
+      if (payloadHash.toLowerCase() !== bodyHash) {
+        throw new Rejected('body-hash-mismatch', 'x-amz-content-sha256 does not match the body');
+      }
+    } else if (!NAMED_PAYLOAD_HASHES.has(payloadHash)) {
+      // Else a signer could claim any string as the "hash" and send any body under a valid signature.
+      throw new Rejected(
+        'bad-content-sha256',
+        'x-amz-content-sha256 must be the hex SHA-256 of the body or one of the named payload values',
+      );
     }
     const canonical = canonicalRequest(
       request.method,
