@@ -186,7 +186,14 @@ export function createLogger(options: {
       },
     },
   };
-  return options.destination ? pino(logOptions, options.destination) : pino(logOptions);
+  const logger = options.destination ? pino(logOptions, options.destination) : pino(logOptions);
+  // pino applies `formatters.bindings` to the root only; children inherit this method and redact here.
+  const pinoChild = Object.getPrototypeOf(logger) as { child: (b: unknown, o?: unknown) => Logger };
+  const redactingChild = function (this: Logger, bindings: pino.Bindings, childOptions?: unknown): Logger {
+    return pinoChild.child.call(this, redact(bindings), childOptions);
+  };
+  logger.child = redactingChild as unknown as Logger['child'];
+  return logger;
 }
 
 /** Splits a child's byte stream into lines and hands each to `onLine` (partial last line kept). */
