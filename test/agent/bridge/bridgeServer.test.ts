@@ -3,10 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { WebSocket } from 'ws';
-import { BridgeServer } from '../../../agent/bridge/bridgeServer.js';
+import { BridgeServer, type BridgeServerOptions } from '../../../agent/bridge/bridgeServer.js';
 import type { PageToAgent } from '../../../agent/bridge/controlProtocol.js';
-import { encodeFrame, type FrameHeader, type WireFrame } from '../../../agent/bridge/wire.js';
+import {
+  encodeFrame,
+  FRAME_HEADER_BYTES,
+  MAX_FRAME_PAYLOAD_BYTES,
+  type FrameHeader,
+  type WireFrame,
+} from '../../../agent/bridge/wire.js';
 import { createLogger } from '../../../agent/log.js';
+import { AgentMetrics } from '../../../agent/ops/metrics.js';
 
 let bridge: BridgeServer;
 let webRoot: string;
@@ -132,5 +139,108 @@ test('asks the video worker for a key frame', async () => {
   ws.on('message', (d) => got.push(JSON.parse((d as Buffer).toString('utf8'))));
   await expect.poll(() => bridge.requestKeyFrame()).toBe(true);
   await expect.poll(() => got).toEqual([{ type: 'request-keyframe' }]);
+  ws.close();
+});
+
+/** Replaces the default bridge with one built from `options` (limits, clock, metrics). */
+async function rebuild(options: Partial<BridgeServerOptions>): Promise<void> {
+  await bridge.close();
+  bridge = new BridgeServer({ webRoot, logger: createLogger({ level: 'silent' }), ...options });
+  await bridge.listen();
+}
+
+function closed(ws: WebSocket): Promise<number> {
+  return new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+}
+
+test('a frame beyond MAX_FRAME_PAYLOAD_BYTES closes its socket (ws maxPayload) and is counted', async () => {
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  const code = closed(ws);
+  ws.send(new Uint8Array(FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES + 1));
+  expect(await code).toBe(1009);
+  await expect.poll(() => bridge.stats().rejectsByReason.frame_too_large).toBe(1);
+  expect(bridge.stats()).toMatchObject({ framesRejected: 1, socketsClosed: 1 });
+  // The largest allowed frame still passes.
+  const frames: WireFrame[] = [];
+  bridge.on('frame', (f) => frames.push(f));
+  const again = await open(`${bridge.frameUrl}&kind=video`);
+  again.send(encodeFrame(header, new Uint8Array(MAX_FRAME_PAYLOAD_BYTES)));
+  await expect.poll(() => frames.length).toBe(1);
+  again.close();
+});
+
+test('frames beyond the rate are dropped and counted; a socket flooding far beyond is closed', async () => {
+  let now = 0;
+  const metrics = new AgentMetrics({ defaultMetrics: false });
+  await rebuild({
+    now: () => now,
+    limits: { framesPerSecond: 100, frameBurst: 10, floodFactor: 2 },
+    metrics: metrics.channel('cam'),
+  });
+  const frames: WireFrame[] = [];
+  bridge.on('frame', (f) => frames.push(f));
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  const frame = encodeFrame(header, new Uint8Array([1, 2, 3]));
+  // The clock stands still: the burst passes, the next 5 are dropped.
+  for (let i = 0; i < 15; i++) ws.send(frame);
+  await expect.poll(() => bridge.stats().framesRejected).toBe(5);
+  expect(frames).toHaveLength(10);
+  expect(bridge.stats().rejectsByReason.frame_rate_limited).toBe(5);
+  // 100 ms later 10 more tokens: a paced sender is never dropped.
+  now += 100;
+  for (let i = 0; i < 10; i++) ws.send(frame);
+  await expect.poll(() => frames.length).toBe(20);
+  expect(bridge.stats().framesRejected).toBe(5);
+  // Far beyond: the excess (decaying at 100/s) passes 2 × 100 → closed with 1008.
+  const code = closed(ws);
+  for (let i = 0; i < 250; i++) ws.send(frame);
+  expect(await code).toBe(1008);
+  expect(bridge.stats().socketsClosed).toBe(1);
+  expect(bridge.stats().rejectsByReason.socket_flooding).toBe(1);
+  const text = await metrics.render();
+  expect(text).toMatch(
+    /kvs_agent_frames_dropped_total\{channel="cam",kind="video",cause="rate_limited"\} \d+/,
+  );
+  expect(text).toContain('kvs_agent_frames_total{channel="cam",kind="video"} 20');
+  expect(text).toContain('kvs_agent_bridge_rejected_total{channel="cam",reason="socket_flooding"} 1');
+});
+
+test('control messages over 64 KiB or over the rate are dropped and counted; the socket stays open', async () => {
+  let now = 0;
+  await rebuild({ now: () => now, limits: { controlPerSecond: 10, controlBurst: 5 } });
+  const messages: PageToAgent[] = [];
+  bridge.on('control', (m) => messages.push(m));
+  const ws = await open(bridge.frameUrl.replace('/frames', '/control'));
+  ws.send(JSON.stringify({ type: 'log', level: 'info', msg: 'x'.repeat(64 * 1024) }));
+  ws.send(Buffer.from('{"type":"hello","userAgent":"binary"}'));
+  ws.send(JSON.stringify({ type: 'hello', userAgent: 'ok' }));
+  await expect.poll(() => messages.length).toBe(1);
+  expect(bridge.stats().rejectsByReason).toMatchObject({ control_oversized: 1, control_malformed: 1 });
+  // 2 of the burst of 5 are left: 2 pass, 3 are dropped.
+  for (let i = 0; i < 5; i++) ws.send(JSON.stringify({ type: 'hello', userAgent: `u${i}` }));
+  await expect.poll(() => bridge.stats().controlRejected).toBe(5);
+  expect(messages).toHaveLength(3);
+  expect(bridge.stats().rejectsByReason.control_rate_limited).toBe(3);
+  expect(bridge.stats().controlAccepted).toBe(3);
+  now += 1000;
+  ws.send(JSON.stringify({ type: 'hello', userAgent: 'later' }));
+  await expect.poll(() => messages.length).toBe(4);
+  expect(ws.readyState).toBe(WebSocket.OPEN);
+  ws.close();
+});
+
+test('reject reasons stay a bounded set whatever the input', async () => {
+  const ws = await open(`${bridge.frameUrl}&kind=video`);
+  const good = new Uint8Array(encodeFrame(header, new Uint8Array([1, 2, 3])));
+  for (let i = 0; i < 50; i++) {
+    const bad = new Uint8Array([...good, ...new Uint8Array(i + 1)]);
+    bad[0] = i % 2 === 0 ? 9 + i : 1;
+    ws.send(bad);
+  }
+  await expect.poll(() => bridge.stats().framesRejected).toBe(50);
+  expect(Object.keys(bridge.stats().rejectReasons).sort()).toEqual([
+    'frame: length-mismatch',
+    'frame: version',
+  ]);
   ws.close();
 });
