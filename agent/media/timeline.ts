@@ -14,6 +14,11 @@ export interface TimedFrame {
   height: number;
   /** Wall clock at the worker when the frame was received, for latency figures. */
   receiveTimeMs: number;
+  /**
+   * The frame's place on the wall clock (epoch ms): recording origin + timestamp. This is the media's own
+   * timeline (RTP spacing from a receive-time anchor), so it does not move when a sink session restarts.
+   */
+  wallClockMs: number;
 }
 
 export interface TrackTimelineStats {
@@ -34,6 +39,12 @@ export interface TrackTimelineStats {
    * transform around a resolution switch) or an older one: writing them would corrupt decoding.
    */
   droppedDuplicate: number;
+  /** Gaps in the frame sequence numbers (frames lost before the agent: worker socket down or backed up). */
+  seqGaps: number;
+  /** Frames missing in those gaps, as the sequence numbers count them. */
+  framesLostUpstream: number;
+  /** Video held back after a sequence gap until the next key frame (a partial GOP would not decode). */
+  droppedAfterGap: number;
 }
 
 export type TimelineStats = Record<TrackKind, TrackTimelineStats>;
@@ -41,6 +52,11 @@ export type TimelineStats = Record<TrackKind, TrackTimelineStats>;
 export interface MediaTimelineOptions {
   /** Re-anchor a track when its RTP-derived time and its receive time disagree by more than this. Default 5000. */
   maxRtpJumpMs?: number;
+  /**
+   * Frames were lost upstream (a gap in the sequence numbers): the owner asks the master for a key frame at
+   * once, since video is held back until the next one.
+   */
+  onGap?: (gap: { kind: TrackKind; lost: number }) => void;
 }
 
 const CLOCK_RATE: Record<TrackKind, number> = { video: 90_000, audio: 48_000 };
@@ -57,6 +73,10 @@ interface TrackState {
   lastRtp: number | null;
   /** Video only: waiting for a key frame before frames may pass. */
   gated: boolean;
+  /** Why video is gated: after a sequence gap, drops are counted as droppedAfterGap. */
+  gatedByGap: boolean;
+  /** The sequence number the next frame on this frame-socket connection must carry; null after a reset. */
+  expectedSeq: number | null;
   readonly stats: TrackTimelineStats;
 }
 
@@ -70,6 +90,9 @@ function emptyStats(): TrackTimelineStats {
     rejectedCodec: 0,
     clampedNonMonotonic: 0,
     droppedDuplicate: 0,
+    seqGaps: 0,
+    framesLostUpstream: 0,
+    droppedAfterGap: 0,
   };
 }
 
@@ -83,12 +106,14 @@ function emptyStats(): TrackTimelineStats {
  */
 export class MediaTimeline {
   readonly #maxRtpJumpMs: number;
+  readonly #onGap: ((gap: { kind: TrackKind; lost: number }) => void) | undefined;
   readonly #tracks: Record<TrackKind, TrackState>;
   /** Wall-clock ms of the recording origin, or null until the first video key frame. */
   #originMs: number | null = null;
 
   constructor(options: MediaTimelineOptions = {}) {
     this.#maxRtpJumpMs = options.maxRtpJumpMs ?? 5000;
+    this.#onGap = options.onGap;
     const track = (kind: TrackKind): TrackState => ({
       ssrc: null,
       unwrapper: new RtpUnwrapper(),
@@ -97,6 +122,8 @@ export class MediaTimeline {
       lastOutMs: null,
       lastRtp: null,
       gated: kind === 'video',
+      gatedByGap: false,
+      expectedSeq: null,
       stats: emptyStats(),
     });
     this.#tracks = { video: track('video'), audio: track('audio') };
@@ -107,10 +134,36 @@ export class MediaTimeline {
     return this.#originMs !== null;
   }
 
+  /**
+   * A track's frame socket (re)connected: its sequence numbers start again at 0. Whatever was in flight on the
+   * old connection may be lost, so video waits for a key frame.
+   */
+  connectionReset(kind: TrackKind): void {
+    const track = this.#tracks[kind];
+    if (track.expectedSeq !== null && kind === 'video') this.#gate(track, true);
+    track.expectedSeq = null;
+  }
+
+  /** Holds video back until the next key frame (a run or the muxer lost frames downstream). */
+  requireKeyFrame(): void {
+    this.#gate(this.#tracks.video, true);
+  }
+
   /** Returns the frame placed on the recording clock, or null if dropped (reason counted in stats()). */
   push(frame: WireFrame): TimedFrame | null {
     const { header } = frame;
     const track = this.#tracks[header.kind];
+    // Before anything else: a rejected frame still used its sequence number.
+    if (track.expectedSeq !== null && header.seq !== track.expectedSeq) {
+      // A sequence that went backwards restarted (a new socket whose open we missed): lost count unknown.
+      const diff = (header.seq - track.expectedSeq) >>> 0;
+      const lost = diff < 2 ** 31 ? diff : 0;
+      track.stats.seqGaps++;
+      track.stats.framesLostUpstream += lost;
+      if (header.kind === 'video') this.#gate(track, true);
+      this.#onGap?.({ kind: header.kind, lost });
+    }
+    track.expectedSeq = (header.seq + 1) >>> 0;
     if (header.codec !== EXPECTED_CODEC[header.kind]) {
       track.stats.rejectedCodec++;
       return null;
@@ -143,10 +196,12 @@ export class MediaTimeline {
 
     if (header.kind === 'video' && track.gated) {
       if (!header.key) {
-        track.stats.droppedBeforeKeyframe++;
+        if (track.gatedByGap) track.stats.droppedAfterGap++;
+        else track.stats.droppedBeforeKeyframe++;
         return null;
       }
       track.gated = false;
+      track.gatedByGap = false;
       this.#originMs ??= timeMs;
     }
     if (this.#originMs === null || timeMs < this.#originMs) {
@@ -171,7 +226,13 @@ export class MediaTimeline {
       width: header.width,
       height: header.height,
       receiveTimeMs: header.receiveTimeMs,
+      wallClockMs: this.#originMs + outMs,
     };
+  }
+
+  #gate(track: TrackState, byGap: boolean): void {
+    if (!track.gated) track.gatedByGap = byGap;
+    track.gated = true;
   }
 
   #anchor(
@@ -190,7 +251,7 @@ export class MediaTimeline {
     if (isReanchor) {
       track.stats.reanchors++;
       // A new RTP stream (or a broken clock) means the decoder state is gone: wait for a fresh key frame.
-      if (kind === 'video') track.gated = true;
+      if (kind === 'video') this.#gate(track, false);
     }
   }
 

@@ -3,12 +3,14 @@ import type { FrameCodec, TrackKind, WireFrame } from '../../../agent/bridge/wir
 import { MediaTimeline, type TimedFrame } from '../../../agent/media/timeline.js';
 
 const T0 = 1_700_000_000_000;
+/** Consecutive sequence numbers per track, as one frame-socket connection sends them. */
+const nextSeq: Record<TrackKind, number> = { video: 0, audio: 0 };
 
 function frame(
   kind: TrackKind,
   rtpTimestamp: number,
   receiveTimeMs: number,
-  opts: { key?: boolean; ssrc?: number; codec?: FrameCodec } = {},
+  opts: { key?: boolean; ssrc?: number; codec?: FrameCodec; seq?: number } = {},
 ): WireFrame {
   return {
     header: {
@@ -20,7 +22,7 @@ function frame(
       ssrc: opts.ssrc ?? (kind === 'video' ? 1111 : 2222),
       width: 0,
       height: 0,
-      seq: 0,
+      seq: opts.seq ?? nextSeq[kind]++,
     },
     payload: new Uint8Array([1]),
   };
@@ -153,4 +155,43 @@ test('frames with another codec are rejected and counted', () => {
   expect(tl.started).toBe(false);
   expect(tl.stats().video.rejectedCodec).toBe(1);
   expect(tl.stats().audio.rejectedCodec).toBe(1);
+});
+
+test('a gap in the sequence numbers holds video until the next key frame, counts the loss and reports it', () => {
+  const gaps: Array<{ kind: TrackKind; lost: number }> = [];
+  const tl = new MediaTimeline({ onGap: (g) => gaps.push(g) });
+  let seq = 100;
+  expect(tl.push(frame('video', 0, T0, { key: true, seq: seq++ }))).not.toBeNull();
+  expect(tl.push(frame('video', 3000, T0 + 33, { seq: seq++ }))).not.toBeNull();
+  // Three frames never reached the agent (the worker skipped them: socket backed up).
+  seq += 3;
+  expect(tl.push(frame('video', 15000, T0 + 166, { seq: seq++ }))).toBeNull();
+  expect(tl.push(frame('video', 18000, T0 + 200, { seq: seq++ }))).toBeNull();
+  const key = tl.push(frame('video', 21000, T0 + 233, { key: true, seq: seq++ }));
+  expect(key?.key).toBe(true);
+  expect(key?.timestampUs).toBe(233_000);
+  expect(tl.push(frame('video', 24000, T0 + 266, { seq: seq++ }))).not.toBeNull();
+  expect(gaps).toEqual([{ kind: 'video', lost: 3 }]);
+  const s = tl.stats().video;
+  expect(s.seqGaps).toBe(1);
+  expect(s.framesLostUpstream).toBe(3);
+  expect(s.droppedAfterGap).toBe(2);
+  expect(s.droppedBeforeKeyframe).toBe(0);
+});
+
+test('audio gaps are counted but do not hold audio back; a reconnected socket restarts the sequence', () => {
+  const gaps: Array<{ kind: TrackKind; lost: number }> = [];
+  const tl = new MediaTimeline({ onGap: (g) => gaps.push(g) });
+  tl.push(frame('video', 0, T0, { key: true, seq: 0 }));
+  expect(tl.push(frame('audio', 0, T0 + 5, { seq: 0 }))).not.toBeNull();
+  expect(tl.push(frame('audio', 1920, T0 + 45, { seq: 2 }))).not.toBeNull();
+  expect(gaps).toEqual([{ kind: 'audio', lost: 1 }]);
+  // The video socket reconnected: its sequence starts at 0 again, and in-flight frames may be lost.
+  tl.connectionReset('video');
+  expect(tl.push(frame('video', 3000, T0 + 33, { seq: 0 }))).toBeNull();
+  expect(tl.push(frame('video', 6000, T0 + 66, { key: true, seq: 1 }))).not.toBeNull();
+  expect(gaps).toHaveLength(1);
+  const wall = tl.push(frame('video', 9000, T0 + 100, { seq: 2 }));
+  // The wall clock follows the media timeline: origin (first key frame's receive time) + timestamp.
+  expect(wall?.wallClockMs).toBe(T0 + 100);
 });
