@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   AccessDeniedException,
   DescribeSignalingChannelCommand,
@@ -9,7 +10,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { SigV4RequestSigner } from 'amazon-kinesis-video-streams-webrtc';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../emulator/server.js';
-import { SigV4Verifier } from '../../emulator/sigv4.js';
+import { escapeUri, SigV4Verifier } from '../../emulator/sigv4.js';
 import { handshakeStatus, wssEndpoint, wsRequestSigner } from './support.js';
 
 /** Expected URLs from the KVS JS SDK's own `src/SigV4RequestSigner.spec.ts` (signed at 2019-12-01T00:00:00Z). */
@@ -49,7 +50,7 @@ const asReceived = (signedUrl: string) => {
 test.describe('verifier against the upstream JS SDK vectors', () => {
   test('accepts the exact URLs the KVS JS SDK test-suite expects', () => {
     const { sessionToken: _t, ...noToken } = UPSTREAM.credentials;
-    expect(upstreamVerifier(UPSTREAM.credentials).verify(asReceived(UPSTREAM.withToken))).toEqual({
+    expect(upstreamVerifier(UPSTREAM.credentials).verify(asReceived(UPSTREAM.withToken))).toMatchObject({
       ok: true,
       accessKeyId: 'AKIA4F7WJQR7FMMWMNXI',
     });
@@ -91,6 +92,108 @@ test.describe('verifier against the upstream JS SDK vectors', () => {
       now: () => Date.parse('2019-12-01T00:01:00Z'),
     });
     expect(reason(UPSTREAM.withToken, wrongRegion)).toBe('wrong-region');
+  });
+});
+
+test.describe('payload hash and query decoding', () => {
+  const credentials = { accessKeyId: 'AKIAUNITTEST00000001', secretAccessKey: 'unit-secret' };
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  const verifier = () =>
+    new SigV4Verifier({
+      region: 'us-west-2',
+      service: 'kinesisvideo',
+      credentials: [credentials],
+      now: () => now,
+    });
+  const signer = new SignatureV4({
+    service: 'kinesisvideo',
+    region: 'us-west-2',
+    credentials,
+    sha256: Sha256,
+  });
+
+  /** Signs a POST whose `x-amz-content-sha256` is `claimed` (smithy signs a given header value as is). */
+  async function received(body: string, claimed?: string, sentBody = body) {
+    const signed = await signer.sign(
+      new HttpRequest({
+        method: 'POST',
+        protocol: 'https:',
+        hostname: 'kinesisvideo.us-west-2.amazonaws.com',
+        path: '/describeSignalingChannel',
+        headers: {
+          host: 'kinesisvideo.us-west-2.amazonaws.com',
+          'content-type': 'application/json',
+          ...(claimed !== undefined ? { 'x-amz-content-sha256': claimed } : {}),
+        },
+        body,
+      }),
+      { signingDate: new Date(now) },
+    );
+    return {
+      method: 'POST',
+      url: '/describeSignalingChannel',
+      rawHeaders: Object.entries(signed.headers).flat(),
+      body: Buffer.from(sentBody),
+    };
+  }
+  const reason = (r: ReturnType<SigV4Verifier['verify']>) => (r.ok ? 'ok' : r.reason);
+
+  test('a non-hex x-amz-content-sha256 is refused unless it is one of the named AWS values', async () => {
+    const body = '{"ChannelName":"c"}';
+    const v = verifier();
+    expect(reason(v.verify(await received(body)))).toBe('ok');
+    for (const bogus of ['not-a-hash', 'unsigned-payload', 'UNSIGNED_PAYLOAD', 'e3b0', 'x'.repeat(64), '']) {
+      expect(reason(v.verify(await received(body, bogus))), JSON.stringify(bogus)).toBe('bad-content-sha256');
+    }
+    for (const named of [
+      'UNSIGNED-PAYLOAD',
+      'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+      'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD',
+      'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER',
+      'STREAMING-AWS4-HMAC-SHA256-EVENTS',
+    ]) {
+      expect(reason(v.verify(await received(body, named, 'a different body'))), named).toBe('ok');
+    }
+    // A hex digest must be the body's, in either case.
+    const hex = createHash('sha256').update(body).digest('hex');
+    expect(reason(v.verify(await received(body, hex.toUpperCase())))).toBe('ok');
+    expect(reason(v.verify(await received(body, hex, `${body} `)))).toBe('body-hash-mismatch');
+    expect(reason(v.verify(await received(body, hex.toUpperCase(), `${body} `)))).toBe('body-hash-mismatch');
+  });
+
+  test('the verified query is reported decoded exactly as it was verified', async () => {
+    const presigned = await signer.presign(
+      new HttpRequest({
+        method: 'GET',
+        protocol: 'wss:',
+        hostname: 'kvs.example',
+        path: '/',
+        query: { 'X-Amz-ChannelARN': 'arn:aws:x/y', 'X-Amz-ClientId': 'a+b c' },
+        headers: { host: 'kvs.example' },
+      }),
+      { expiresIn: 299, signingDate: new Date(now) },
+    );
+    const qs = Object.entries(presigned.query as Record<string, string>)
+      .map(([k, v]) => `${escapeUri(k)}=${escapeUri(v)}`)
+      .join('&');
+    const r = verifier().verify({ method: 'GET', url: `/?${qs}`, rawHeaders: ['Host', 'kvs.example'] });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.path).toBe('/');
+    expect(new Map(r.query).get('X-Amz-ClientId')).toBe('a+b c');
+    expect(new Map(r.query).get('X-Amz-ChannelARN')).toBe('arn:aws:x/y');
+    // URLSearchParams would read a literal '+' as a space; the verifier (and so the emulator) never does.
+    const literalPlus = verifier().verify({
+      method: 'GET',
+      url: `/?${qs.replace('a%2Bb', 'a+b')}`,
+      rawHeaders: ['Host', 'kvs.example'],
+    });
+    expect(literalPlus.ok && new Map(literalPlus.query).get('X-Amz-ClientId')).toBe('a+b c');
+    expect(reason(verifier().verify({ method: 'GET', url: '/?X-Amz-Signature=%zz', rawHeaders: [] }))).toBe(
+      'malformed',
+    );
   });
 });
 
@@ -326,5 +429,32 @@ test.describe('against a running emulator', () => {
     ]) {
       expect(stats[`rejected.ws.sigv4.${reason}`], reason).toBeGreaterThan(0);
     }
+  });
+  test('WebSocket upgrades: a repeated, signed X-Amz-ChannelARN is refused, not resolved to one of them', async () => {
+    const u = new URL(viewerEndpoint);
+    const smithy = new SignatureV4({
+      service: 'kinesisvideo',
+      region: emulator.region,
+      credentials: DEFAULT_EMULATOR_CREDENTIALS,
+      sha256: Sha256,
+    });
+    const presigned = await smithy.presign(
+      new HttpRequest({
+        method: 'GET',
+        protocol: 'ws:',
+        hostname: u.hostname,
+        port: Number(u.port),
+        path: u.pathname,
+        query: { 'X-Amz-ChannelARN': [channelARN, `${channelARN}-other`], 'X-Amz-ClientId': 'viewer-dup' },
+        headers: { host: u.host },
+      }),
+      { expiresIn: 299 },
+    );
+    const qs = Object.entries(presigned.query ?? {})
+      .flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : [[k, String(v)]]))
+      .map(([k, v]) => `${escapeUri(k!)}=${escapeUri(v!)}`)
+      .join('&');
+    expect(await handshakeStatus(`${viewerEndpoint}?${qs}`)).toBe(400);
+    expect(emulator.admin.stats()['rejected.ws.malformed']).toBe(1);
   });
 });
