@@ -6,6 +6,8 @@ import type { Stats } from './stats.js';
 export interface EmulatorAdmin {
   /** Sends GO_AWAY or RECONNECT_ICE_SERVER to a connected client (clientId, or 'MASTER'). Returns false if not connected. */
   send(channelName: string, client: string, messageType: ServiceMessageType): boolean;
+  /** Sends raw text to a connected client as if it came from the service (tests of malformed input). */
+  inject(channelName: string, client: string, data: string): boolean;
   /** Drops a client's WebSocket abruptly (terminate). Returns false if not connected. */
   drop(channelName: string, client: string): boolean;
   /** Who is connected: { master: boolean, viewers: string[] } */
@@ -17,6 +19,7 @@ export interface EmulatorAdmin {
 export function createAdmin(hub: SignalingHub, stats: Stats): EmulatorAdmin {
   return {
     send: (channelName, client, messageType) => hub.send(channelName, client, messageType),
+    inject: (channelName, client, data) => hub.inject(channelName, client, data),
     drop: (channelName, client) => hub.drop(channelName, client),
     connections: (channelName) => hub.connections(channelName),
     stats: () => stats.snapshot(),

@@ -382,6 +382,15 @@ export class SignalingHub {
     return sent;
   }
 
+  /** Sends raw text to one client, bypassing every rule (tests of a receiver's input handling). */
+  inject(channelName: string, client: string, data: string): boolean {
+    const conn = this.#find(channelName, client);
+    if (!conn || conn.ws.readyState !== conn.ws.OPEN) return false;
+    conn.ws.send(data);
+    this.#options.stats.inc('injected');
+    return true;
+  }
+
   /** Terminates a client's socket without a close handshake. */
   drop(channelName: string, client: string): boolean {
     const conn = this.#find(channelName, client);

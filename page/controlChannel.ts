@@ -1,4 +1,4 @@
-import type { AgentToPage, PageToAgent, ViewerConfig } from '../agent/bridge/controlProtocol.js';
+import type { AgentToPage, IceServer, PageToAgent, ViewerConfig } from '../agent/bridge/controlProtocol.js';
 
 type Listener = (message: AgentToPage) => void;
 
@@ -70,6 +70,30 @@ export class ControlChannel {
     });
   }
 
+  /**
+   * Fresh ICE servers for an ICE restart (RECONNECT_ICE_SERVER): the agent answers `ice-servers` with a
+   * `config` message, whose `iceServers` are taken.
+   */
+  requestIceServers(reason: string, timeoutMs = 5_000): Promise<IceServer[]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`no ICE servers from the agent within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.onMessage((msg) => {
+        if (msg.type !== 'config') return;
+        clearTimeout(timer);
+        off();
+        resolve(msg.iceServers);
+      });
+      if (!this.send({ type: 'ice-servers', reason })) {
+        clearTimeout(timer);
+        off();
+        reject(new Error('control channel is not open'));
+      }
+    });
+  }
+
   /** The SDK's `requestSigner.getSignedURL`, answered by the agent. */
   presign(endpoint: string, queryParams: Record<string, string>, date?: Date): Promise<string> {
     const id = this.#nextId++;
@@ -101,6 +125,8 @@ export class ControlChannel {
     } catch {
       return;
     }
+    // The agent is trusted, but a broken message must not throw in here.
+    if (typeof msg !== 'object' || msg === null) return;
     if (msg.type === 'presigned' || msg.type === 'presign-failed') {
       const pending = this.#pendingPresigns.get(msg.id);
       if (!pending) return;

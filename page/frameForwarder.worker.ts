@@ -4,13 +4,15 @@
  * to the decoder: a transform that drops frames makes Chromium send a PLI every ~0.4 s.
  */
 import { codecFromMimeType, encodeFrame, type TrackKind } from '../agent/bridge/wire.js';
+import { RetryStreak, retryPolicy } from '../agent/policy/backoff.js';
 import { KeyFrameRequester } from './keyFrameRequester.js';
 import type { ForwarderCounters, ForwarderOptions, WorkerToMain } from './workerProtocol.js';
 
 /** Above this much unsent data the agent is not keeping up: skip frames rather than grow memory. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const COUNTERS_INTERVAL_MS = 1_000;
-const SOCKET_RETRY_MAX_MS = 5_000;
+/** Longer messages from the agent are not even parsed (it only sends `{"type":"request-keyframe"}`). */
+const MAX_AGENT_MESSAGE_CHARS = 1024;
 
 interface FrameMetadata {
   mimeType?: string;
@@ -49,8 +51,12 @@ class FrameForwarder {
   readonly #url: string;
   readonly #keyFrames: KeyFrameRequester | undefined;
   #socket: WebSocket | undefined;
+  /** See `seq` in agent/bridge/wire.ts: every frame after the first socket opened, sent or skipped. */
   #seq = 0;
-  #retryMs = 250;
+  #numbering = false;
+  /** Frames were skipped since the last one sent: the next key frame is needed at once. */
+  #skipping = false;
+  readonly #retries = new RetryStreak(retryPolicy('frameSocket'));
   readonly #counters: ForwarderCounters;
 
   constructor(options: ForwarderOptions, transformer: RTCRtpScriptTransformer) {
@@ -61,6 +67,7 @@ class FrameForwarder {
       framesSeen: 0,
       framesForwarded: 0,
       framesSkipped: 0,
+      frameSocketInvalid: 0,
       bytesForwarded: 0,
       keyFrames: 0,
       keyFrameRequests: 0,
@@ -87,34 +94,49 @@ class FrameForwarder {
     ws.binaryType = 'arraybuffer';
     this.#socket = ws;
     ws.onopen = () => {
-      this.#retryMs = 250;
-      this.#seq = 0;
+      this.#retries.succeeded();
+      // Numbering starts with the first connection and then never restarts: the agent sees every frame
+      // skipped while a socket was down or backed up as a gap in `seq`, across reconnects too.
+      this.#numbering = true;
       this.#counters.socketOpen = true;
       log('info', 'frame socket open', { kind: this.#kind });
       // Recording starts now: it has to begin with a key frame.
       this.#keyFrames?.request();
     };
-    ws.onmessage = (event: MessageEvent) => {
-      if (typeof event.data !== 'string') return;
-      try {
-        const msg = JSON.parse(event.data) as { type?: unknown };
-        if (msg.type === 'request-keyframe') this.#keyFrames?.request();
-      } catch {
-        log('warn', 'unparseable message on the frame socket', { kind: this.#kind });
-      }
-    };
+    ws.onmessage = (event: MessageEvent) => this.#onAgentMessage(event.data);
     ws.onclose = (event: CloseEvent) => {
       if (this.#socket !== ws) return;
       this.#counters.socketOpen = false;
       this.#socket = undefined;
+      const retryMs = this.#retries.failed() ?? retryPolicy('frameSocket').options.maxMs;
       log('warn', 'frame socket closed, reconnecting', {
         kind: this.#kind,
         code: event.code,
-        retryMs: this.#retryMs,
+        retryMs,
+        attempt: this.#retries.attempts,
       });
-      setTimeout(() => this.#connect(), this.#retryMs);
-      this.#retryMs = Math.min(this.#retryMs * 2, SOCKET_RETRY_MAX_MS);
+      setTimeout(() => this.#connect(), retryMs);
     };
+  }
+
+  /** The agent only ever sends `{"type":"request-keyframe"}`; anything else is counted and dropped. */
+  #onAgentMessage(data: unknown): void {
+    let type: unknown;
+    if (typeof data === 'string' && data.length <= MAX_AGENT_MESSAGE_CHARS) {
+      try {
+        const msg: unknown = JSON.parse(data);
+        if (typeof msg === 'object' && msg !== null) type = (msg as { type?: unknown }).type;
+      } catch {
+        // Counted below.
+      }
+    }
+    if (type === 'request-keyframe') {
+      this.#keyFrames?.request();
+      return;
+    }
+    const n = ++this.#counters.frameSocketInvalid;
+    if (n <= 5 || n % 100 === 0)
+      log('warn', 'invalid message from the agent on the frame socket', { kind: this.#kind, count: n });
   }
 
   async #pump(transformer: RTCRtpScriptTransformer): Promise<void> {
@@ -152,9 +174,15 @@ class FrameForwarder {
     const ws = this.#socket;
     if (ws?.readyState !== WebSocket.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       c.framesSkipped++;
-      // Counted in the sequence so the agent sees the gap.
-      if (ws?.readyState === WebSocket.OPEN) this.#seq++;
+      // Numbered all the same, so the agent sees the gap.
+      if (this.#numbering) this.#seq++;
+      this.#skipping = true;
       return;
+    }
+    if (this.#skipping) {
+      // What follows a gap cannot be decoded until the next key frame: ask for one now (the agent will too).
+      this.#skipping = false;
+      if (!key) this.#keyFrames?.request();
     }
     // receiveTime is relative to this context's time origin: convert here, not in the main thread.
     const receiveTimeMs = performance.timeOrigin + (meta.receiveTime ?? performance.now());

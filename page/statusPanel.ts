@@ -20,7 +20,7 @@ export class StatusPanel {
     this.#state = root.querySelector('#state')!;
     this.#tracks = root.querySelector('#tracks')!;
     this.#log = root.querySelector('#log')!;
-    this.showState({ signaling: 'closed', peer: 'new', ice: 'new' });
+    this.showState({ signaling: 'closed', peer: 'new', ice: 'new', master: 'none' });
   }
 
   showState(state: SessionState & { attempt?: number }): void {

@@ -16,8 +16,10 @@ export interface ForwarderCounters {
   /** Frames seen by the transform (every one of them was enqueued to the decoder). */
   framesSeen: number;
   framesForwarded: number;
-  /** Frames not sent: socket not open yet, or too much data already buffered. */
+  /** Frames not sent: socket not open, or too much data already buffered. */
   framesSkipped: number;
+  /** Messages from the agent on the frame socket that were not valid JSON or not known. */
+  frameSocketInvalid: number;
   bytesForwarded: number;
   keyFrames: number;
   keyFrameRequests: number;

@@ -26,17 +26,49 @@ export interface ViewerConfig {
   keyframeIntervalMs: number;
   /** Base URL of the frame WebSocket, token included; the worker appends `&kind=…`. */
   frameUrl: string;
+  /**
+   * Age at which the page replaces its signaling socket (a new one opens before the old one closes), below
+   * KVS's 1-hour connection limit; e.g. 50 minutes. Default 50 minutes.
+   */
+  signalingMaxAgeMs?: number;
 }
 
 export type AgentToPage =
   | ({ type: 'config' } & ViewerConfig)
   | { type: 'presigned'; id: number; url: string }
   | { type: 'presign-failed'; id: number; message: string }
-  /** Reconnect signaling and peer connection (e.g. the agent refreshed ICE servers). */
+  /**
+   * A new viewer session now (new peer connection and offer, no backoff), with a fresh config; e.g. the
+   * agent's media watchdog saw no media. `iceServers`, when given, replace the config's.
+   */
   | { type: 'reconnect'; reason: string; iceServers?: IceServer[] }
   | { type: 'stop' };
 
 export type SignalingState = 'connecting' | 'open' | 'closed';
+
+/**
+ * Whether the master answered the current offer: `none` before an offer went out (signaling not open yet),
+ * `waiting` while an offer is unanswered (the page keeps one in the channel's message queue), `answered`.
+ */
+export type MasterAnswerState = 'none' | 'waiting' | 'answered';
+
+/** Running totals since the page loaded (they survive viewer sessions); all non-negative integers. */
+export interface PageCounters {
+  /** SDP offers sent, re-sends of an unanswered offer included. */
+  offersSent: number;
+  /** SDP answers dropped: older ones of a burst, or late ones after an answer was applied. */
+  answersIgnored: number;
+  /** ICE restarts (RECONNECT_ICE_SERVER, `disconnected`, a late answer). */
+  iceRestarts: number;
+  /** Planned signaling replacements (max age, GO_AWAY). */
+  signalingRenewals: number;
+  /** Signaling sockets that closed under the page and were reconnected. */
+  signalingReconnects: number;
+  /** Signaling messages dropped as invalid, unexpected or oversized (> 64 KiB). */
+  signalingInvalid: number;
+  /** Messages from the agent on a frame socket that were not valid JSON or not known. */
+  frameSocketInvalid: number;
+}
 
 export interface TrackStats {
   codec: string;
@@ -65,7 +97,27 @@ export type PageToAgent =
       signaling: SignalingState;
       peer: string;
       ice: string;
+      master: MasterAnswerState;
     }
+  /**
+   * Every second from the page's main thread: the agent declares the page hung when these stop.
+   * `sessions`: viewer sessions started since the page loaded; `uptimeMs`: since the page loaded.
+   * `masterWaitingMs`: how long the current offer has been unanswered (0 unless `master` is `waiting`), so
+   * readiness can say "master not answering".
+   */
+  | {
+      type: 'heartbeat';
+      sessions: number;
+      uptimeMs: number;
+      master: MasterAnswerState;
+      masterWaitingMs: number;
+      counters: PageCounters;
+    }
+  /**
+   * RECONNECT_ICE_SERVER: the page wants fresh ICE servers (GetIceServerConfig) to restart ICE on the live
+   * call. The agent answers with a `config` message (as for `hello`); the page uses its `iceServers`.
+   */
+  | { type: 'ice-servers'; reason: string }
   | { type: 'stats'; video?: TrackStats; audio?: TrackStats }
   /** GO_AWAY / RECONNECT_ICE_SERVER / STATUS_RESPONSE seen on the signaling channel. */
   | {

@@ -16,9 +16,17 @@
  * | 16 | u32 | SSRC |
  * | 20 | u16 | width (0 when unknown, e.g. on delta frames) |
  * | 22 | u16 | height |
- * | 24 | u32 | sequence number per track connection, from 0 (gaps = frames lost before the agent) |
+ * | 24 | u32 | sequence number (see below) |
  * | 28 | u32 | payload length (must equal the bytes that follow) |
  * | 32 | …   | payload |
+ *
+ * `seq`: one count per transform worker, i.e. per track of one viewer session. It is 0 on the first frame
+ * sent after the worker's frame socket first opened, and from then on +1 for every frame the transform saw,
+ * whether it was sent or skipped (socket backed up, closed or reconnecting). It does not restart when the
+ * frame socket reconnects, so consecutive frames on the wire are exactly consecutive frames of the track
+ * and a jump of n means n - 1 frames lost before the agent, across reconnects too. A new viewer session
+ * (new workers, usually a new SSRC) starts again at 0. After skipping, the worker asks the master for a key
+ * frame as soon as it sends again.
  */
 export const WIRE_VERSION = 1;
 export const FRAME_HEADER_BYTES = 32;

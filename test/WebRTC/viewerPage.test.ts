@@ -1,119 +1,31 @@
-import { resolve } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { ChannelDiscovery } from '../../agent/aws/discovery.js';
-import { SignalingPresigner } from '../../agent/aws/presigner.js';
-import { BridgeServer } from '../../agent/bridge/bridgeServer.js';
-import type { PageToAgent } from '../../agent/bridge/controlProtocol.js';
-import type { WireFrame } from '../../agent/bridge/wire.js';
-import { createLogger } from '../../agent/log.js';
-import {
-  DEFAULT_CHANNEL_NAME,
-  DEFAULT_EMULATOR_CREDENTIALS,
-  startEmulator,
-  type Emulator,
-} from '../../emulator/server.js';
-import { launchMaster, type MasterHandle } from '../../scripts/lib/masterBrowser.js';
+import { CLIENT_ID, measured, ViewerHarness } from './viewerHarness.js';
 
 /**
- * The viewer page (`page/`) with real parts around it: the agent's BridgeServer and presigner, the emulator,
- * and the reference master with a fake camera. This proves the page's side of the protocols; the agent's
- * own wiring is proven by the e2e tests.
+ * The viewer page (`page/`) with real parts around it (see viewerHarness.ts). This proves the page's side
+ * of the protocols; the agent's own wiring is proven by the e2e tests.
  */
 test.describe.configure({ mode: 'serial' });
 
-const WEB_ROOT = resolve(import.meta.dirname, '../../dist/web');
-const CLIENT_ID = 'viewer-page-test';
-const logger = createLogger({ level: 'warn' });
-const credentials = () => Promise.resolve({ ...DEFAULT_EMULATOR_CREDENTIALS });
-
-let emulator: Emulator;
-let master: MasterHandle;
-let bridge: BridgeServer;
-let browser: Browser;
-let page: Page;
-const frames: WireFrame[] = [];
-const control: PageToAgent[] = [];
-
-function framesOf(kind: 'video' | 'audio', predicate: (f: WireFrame) => boolean = () => true): number {
-  return frames.filter((f) => f.header.kind === kind && predicate(f)).length;
-}
-
-function events(event: string): number {
-  return control.filter((m) => m.type === 'signaling-event' && m.event === event).length;
-}
+let h: ViewerHarness;
 
 test.beforeAll(async () => {
   test.setTimeout(90_000);
-  emulator = await startEmulator({ port: 0 });
-  master = await launchMaster({
-    endpoint: emulator.url,
-    region: emulator.region,
-    channel: DEFAULT_CHANNEL_NAME,
-    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
-    maintainResolution: true,
-    webRoot: WEB_ROOT,
-    logger,
-  });
-  const discovery = new ChannelDiscovery({ region: emulator.region, endpoint: emulator.url, credentials });
-  const channel = await discovery.describeChannel(DEFAULT_CHANNEL_NAME);
-  const presigner = new SignalingPresigner({
-    region: emulator.region,
-    credentials,
-    allowedEndpoint: channel.wssEndpoint,
-    channelARN: channel.channelARN,
-  });
-  bridge = new BridgeServer({ webRoot: WEB_ROOT, logger });
-  await bridge.listen();
-  bridge.on('frame', (f) => frames.push(f));
-  bridge.on('control', (msg) => {
-    control.push(msg);
-    if (msg.type === 'hello') {
-      bridge.sendControl({
-        type: 'config',
-        session: CLIENT_ID,
-        channelARN: channel.channelARN,
-        channelEndpoint: channel.wssEndpoint,
-        region: emulator.region,
-        clientId: CLIENT_ID,
-        iceServers: [],
-        // Long, so that key frames come only from the requests under test.
-        keyframeIntervalMs: 600_000,
-        frameUrl: bridge.frameUrl,
-      });
-    } else if (msg.type === 'presign') {
-      presigner
-        .presign(msg.endpoint, msg.queryParams, msg.date === undefined ? undefined : new Date(msg.date))
-        .then((url) => bridge.sendControl({ type: 'presigned', id: msg.id, url }))
-        .catch((err: unknown) =>
-          bridge.sendControl({ type: 'presign-failed', id: msg.id, message: String(err) }),
-        );
-    }
-  });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking'],
-  });
-  page = await browser.newPage();
-  page.on('pageerror', (err) => logger.error({ err: err.message }, 'viewer page error'));
-  await page.goto(bridge.pageUrl);
+  h = await ViewerHarness.start();
 });
 
 test.afterAll(async () => {
-  await browser?.close();
-  await bridge?.close();
-  await master?.close();
-  await emulator?.stop();
+  await h?.close();
 });
 
 test('receives H.264 and Opus from the master and forwards every frame to the agent', async () => {
-  const viewer = await master.waitForViewerConnected(30_000);
+  const viewer = await h.master.waitForViewerConnected(30_000);
   expect(viewer).toBe(CLIENT_ID);
-  await expect.poll(() => framesOf('video'), { timeout: 20_000 }).toBeGreaterThan(90);
-  await expect.poll(() => framesOf('audio')).toBeGreaterThan(100);
+  await expect.poll(() => h.framesOf('video'), { timeout: 20_000 }).toBeGreaterThan(90);
+  await expect.poll(() => h.framesOf('audio')).toBeGreaterThan(100);
 
-  const video = frames.filter((f) => f.header.kind === 'video');
-  const audio = frames.filter((f) => f.header.kind === 'audio');
+  const video = h.frames.filter((f) => f.value.header.kind === 'video').map((f) => f.value);
+  const audio = h.frames.filter((f) => f.value.header.kind === 'audio').map((f) => f.value);
   expect(new Set(video.map((f) => f.header.codec))).toEqual(new Set(['h264']));
   expect(new Set(audio.map((f) => f.header.codec))).toEqual(new Set(['opus']));
   // Recording starts with a key frame (requested when the frame socket opened), at the camera's size.
@@ -131,62 +43,175 @@ test('receives H.264 and Opus from the master and forwards every frame to the ag
   // Opus: 20 ms packets on a 48 kHz clock.
   expect(audio[1]!.header.rtpTimestamp - audio[0]!.header.rtpTimestamp).toBe(960);
 
-  const states = control.filter((m) => m.type === 'state');
-  expect(states.some((s) => s.signaling === 'open' && s.peer === 'connected')).toBe(true);
+  const states = h.messages('state').map((m) => m.value);
+  expect(
+    states.some((s) => s.signaling === 'open' && s.peer === 'connected' && s.master === 'answered'),
+  ).toBe(true);
+  expect(
+    states.some((s) => s.master === 'waiting'),
+    'waiting for the answer was reported',
+  ).toBe(true);
   await expect
-    .poll(() => control.some((m) => m.type === 'stats' && (m.video?.framesForwarded ?? 0) > 0))
+    .poll(() => h.messages('stats').some((m) => (m.value.video?.framesForwarded ?? 0) > 0))
     .toBe(true);
-  expect(control.filter((m) => m.type === 'log' && m.level === 'error')).toEqual([]);
+  expect(h.messages('log').filter((m) => m.value.level === 'error')).toEqual([]);
+  // The bridge validated every control message the page sent (strict schema).
+  expect(h.bridge.stats().controlRejected).toBe(0);
+});
+
+test('a heartbeat about once per second from the main thread, with the page counters', async () => {
+  const since = Date.now();
+  await expect
+    .poll(() => h.messages('heartbeat', since).length, { timeout: 10_000 })
+    .toBeGreaterThanOrEqual(6);
+  const beats = h.messages('heartbeat', since);
+  const gaps = beats.slice(1).map((b, i) => b.at - beats[i]!.at);
+  measured(`heartbeat intervals: min ${Math.min(...gaps)} ms, max ${Math.max(...gaps)} ms`);
+  for (const gap of gaps) {
+    expect(gap).toBeGreaterThan(500);
+    expect(gap).toBeLessThan(1_600);
+  }
+  const last = beats.at(-1)!.value;
+  expect(last.sessions).toBe(1);
+  expect(last.master).toBe('answered');
+  expect(last.masterWaitingMs).toBe(0);
+  expect(last.counters.offersSent).toBeGreaterThanOrEqual(1);
+  // Uptime is the page's: it grows with the heartbeats.
+  expect(last.uptimeMs).toBeGreaterThan(beats[0]!.value.uptimeMs + 3_000);
 });
 
 test('a key frame request from the agent produces a new key frame', async () => {
-  const before = framesOf('video', (f) => f.header.key);
-  expect(bridge.requestKeyFrame()).toBe(true);
+  const before = h.framesOf('video', (f) => f.header.key);
+  expect(h.bridge.requestKeyFrame()).toBe(true);
   await expect
-    .poll(() => framesOf('video', (f) => f.header.key), { timeout: 10_000 })
+    .poll(() => h.framesOf('video', (f) => f.header.key), { timeout: 10_000 })
     .toBeGreaterThan(before);
 });
 
 test('GO_AWAY: signaling reconnects while the call and the frames go on', async () => {
-  const sessions = await page.evaluate(
-    () => (globalThis as unknown as { viewerStatus: { sessions: number } }).viewerStatus.sessions,
-  );
-  expect(emulator.admin.send(DEFAULT_CHANNEL_NAME, CLIENT_ID, 'GO_AWAY')).toBe(true);
-  await expect.poll(() => events('go-away')).toBe(1);
-  const count = frames.length;
-  await expect.poll(() => emulator.admin.connections(DEFAULT_CHANNEL_NAME).viewers).toContain(CLIENT_ID);
-  await expect.poll(() => frames.length).toBeGreaterThan(count + 60);
-  expect(
-    await page.evaluate(
-      () => (globalThis as unknown as { viewerStatus: { sessions: number } }).viewerStatus.sessions,
-    ),
-  ).toBe(sessions);
-  await expect(page.locator('dd[data-field="signaling"]')).toHaveText('open');
+  const { sessions } = await h.status();
+  const since = Date.now();
+  expect(h.emulator.admin.send(h.channelName, CLIENT_ID, 'GO_AWAY')).toBe(true);
+  await expect
+    .poll(() => h.messages('signaling-event').filter((m) => m.value.event === 'go-away').length)
+    .toBe(1);
+  await expect.poll(async () => (await h.status()).counters.signalingRenewals).toBe(1);
+  const count = h.frames.length;
+  await expect.poll(() => h.emulator.admin.connections(h.channelName).viewers).toContain(CLIENT_ID);
+  await expect.poll(() => h.frames.length).toBeGreaterThan(count + 60);
+  measured(`GO_AWAY: max video gap ${h.maxVideoGapMs(since, Date.now())} ms`);
+  expect(h.maxVideoGapMs(since, Date.now())).toBeLessThan(1_000);
+  expect((await h.status()).sessions).toBe(sessions);
+  await expect(h.page.locator('dd[data-field="signaling"]')).toHaveText('open');
 });
 
-test('RECONNECT_ICE_SERVER: reported, and a new session (fresh config) reconnects the call', async () => {
-  const hellos = control.filter((m) => m.type === 'hello').length;
-  expect(emulator.admin.send(DEFAULT_CHANNEL_NAME, CLIENT_ID, 'RECONNECT_ICE_SERVER')).toBe(true);
-  await expect.poll(() => events('reconnect-ice-server')).toBe(1);
+test('RECONNECT_ICE_SERVER: fresh ICE servers and an ICE restart, no new session, frames go on', async () => {
+  const before = await h.status();
+  const since = Date.now();
+  expect(h.emulator.admin.send(h.channelName, CLIENT_ID, 'RECONNECT_ICE_SERVER')).toBe(true);
   await expect
-    .poll(() => control.filter((m) => m.type === 'hello').length, { timeout: 15_000 })
-    .toBe(hellos + 1);
-  const count = framesOf('video');
-  await expect.poll(() => framesOf('video'), { timeout: 30_000 }).toBeGreaterThan(count + 60);
-  expect(await master.waitForViewerConnected(10_000)).toBe(CLIENT_ID);
+    .poll(() => h.messages('signaling-event').filter((m) => m.value.event === 'reconnect-ice-server').length)
+    .toBe(1);
+  await expect.poll(() => h.messages('ice-servers', since).length).toBe(1);
+  await expect
+    .poll(async () => (await h.status()).counters.iceRestarts, { timeout: 10_000 })
+    .toBe(before.counters.iceRestarts + 1);
+  // The restarted call carries frames again, on the same peer connection (no hello, same session count).
+  await expect.poll(() => h.logs('SDP answer applied', since).length, { timeout: 15_000 }).toBe(1);
+  const restartedAt = h.logs('SDP answer applied', since)[0]!.at;
+  const framesAt = (t: number) => h.frames.filter((f) => f.at >= t && f.value.header.kind === 'video').length;
+  await expect.poll(() => framesAt(restartedAt), { timeout: 20_000 }).toBeGreaterThan(60);
+  const gap = h.maxVideoGapMs(since, Date.now());
+  measured(`RECONNECT_ICE_SERVER: max video gap ${gap} ms`);
+  expect(gap).toBeLessThan(5_000);
+  const after = await h.status();
+  expect(after.sessions, 'no session teardown').toBe(before.sessions);
+  expect(h.messages('hello', since)).toEqual([]);
+  expect(after.state.peer).toBe('connected');
 });
 
 test('a dropped signaling socket under a live call: only signaling reconnects, frames go on', async () => {
-  const hellos = control.filter((m) => m.type === 'hello').length;
-  const mark = control.length;
-  expect(emulator.admin.drop(DEFAULT_CHANNEL_NAME, CLIENT_ID)).toBe(true);
-  const statesSince = () => control.slice(mark).filter((m) => m.type === 'state');
+  const since = Date.now();
+  const { sessions } = await h.status();
+  expect(h.emulator.admin.drop(h.channelName, CLIENT_ID)).toBe(true);
+  const statesSince = () => h.messages('state', since).map((m) => m.value);
   await expect
     .poll(() => statesSince().some((m) => m.signaling === 'closed'), { timeout: 15_000 })
     .toBe(true);
   await expect.poll(() => statesSince().at(-1)?.signaling, { timeout: 15_000 }).toBe('open');
-  expect(emulator.admin.connections(DEFAULT_CHANNEL_NAME).viewers).toContain(CLIENT_ID);
-  const count = frames.length;
-  await expect.poll(() => frames.length).toBeGreaterThan(count + 60);
-  expect(control.filter((m) => m.type === 'hello').length, 'no new session').toBe(hellos);
+  expect(h.emulator.admin.connections(h.channelName).viewers).toContain(CLIENT_ID);
+  const count = h.frames.length;
+  await expect.poll(() => h.frames.length).toBeGreaterThan(count + 60);
+  measured(`signaling dropped: max video gap ${h.maxVideoGapMs(since, Date.now())} ms`);
+  expect(h.maxVideoGapMs(since, Date.now())).toBeLessThan(1_000);
+  expect(h.messages('hello', since), 'no new session').toEqual([]);
+  expect((await h.status()).sessions).toBe(sessions);
+  expect((await h.status()).counters.signalingReconnects).toBeGreaterThanOrEqual(1);
+});
+
+test('invalid, unexpected and oversized signaling messages are counted and dropped; the call goes on', async () => {
+  const since = Date.now();
+  const before = await h.status();
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64');
+  const garbage = [
+    'not json at all',
+    'null',
+    '[1,2,3]',
+    JSON.stringify({ messageType: 42 }),
+    JSON.stringify({ messageType: 'SOMETHING_NEW', messagePayload: b64({}) }),
+    // An offer to a viewer: only masters are offered to.
+    JSON.stringify({
+      messageType: 'SDP_OFFER',
+      senderClientId: 'MASTER',
+      messagePayload: b64({ type: 'offer', sdp: 'v=0' }),
+    }),
+    JSON.stringify({ messageType: 'SDP_ANSWER', messagePayload: 'not base64 !!' }),
+    JSON.stringify({ messageType: 'SDP_ANSWER', messagePayload: b64({ type: 'answer', sdp: 42 }) }),
+    JSON.stringify({ messageType: 'SDP_ANSWER', messagePayload: b64('a string') }),
+    JSON.stringify({ messageType: 'ICE_CANDIDATE', messagePayload: b64({ candidate: { nested: true } }) }),
+    JSON.stringify({ messageType: 'STATUS_RESPONSE' }),
+    JSON.stringify({ messageType: 'ICE_CANDIDATE', messagePayload: b64({ candidate: 'x'.repeat(70_000) }) }),
+    'x'.repeat(65 * 1024),
+  ];
+  for (const g of garbage) expect(h.emulator.admin.inject(h.channelName, CLIENT_ID, g)).toBe(true);
+  // A well-formed answer nobody asked for: ignored (counted as such), the applied one stays.
+  const lateAnswer = JSON.stringify({
+    messageType: 'SDP_ANSWER',
+    senderClientId: 'MASTER',
+    messagePayload: b64({ type: 'answer', sdp: 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n' }),
+  });
+  expect(h.emulator.admin.inject(h.channelName, CLIENT_ID, lateAnswer)).toBe(true);
+  await expect
+    .poll(async () => (await h.status()).counters.signalingInvalid - before.counters.signalingInvalid)
+    .toBe(garbage.length);
+  await expect
+    .poll(async () => (await h.status()).counters.answersIgnored - before.counters.answersIgnored)
+    .toBe(1);
+  // Logged, but rate-limited; and none of it threw in the page.
+  expect(h.logs('signaling message dropped', since).length).toBeGreaterThan(0);
+  expect(h.logs('page error', since)).toEqual([]);
+  expect(h.messages('log', since).filter((m) => m.value.level === 'error')).toEqual([]);
+  const count = h.framesOf('video');
+  await expect.poll(() => h.framesOf('video')).toBeGreaterThan(count + 60);
+  const after = await h.status();
+  expect(after.sessions).toBe(before.sessions);
+  expect(after.state).toMatchObject({ signaling: 'open', peer: 'connected', master: 'answered' });
+  // Surfaced to the agent too.
+  await expect
+    .poll(() => h.messages('heartbeat', since).at(-1)?.value.counters.signalingInvalid)
+    .toBe(after.counters.signalingInvalid);
+});
+
+test('the agent asks for a new session: it starts at once with a fresh config', async () => {
+  const since = Date.now();
+  const { sessions } = await h.status();
+  expect(h.bridge.sendControl({ type: 'reconnect', reason: 'media watchdog (test)' })).toBe(true);
+  await expect.poll(() => h.messages('hello', since).length).toBe(1);
+  const hello = h.messages('hello', since)[0]!.at;
+  expect(hello - since, 'no backoff before the new session').toBeLessThan(1_000);
+  await expect.poll(async () => (await h.status()).sessions).toBe(sessions + 1);
+  await expect.poll(() => h.firstVideoFrameAfter(hello + 500), { timeout: 20_000 }).toBeTruthy();
+  measured(
+    `agent reconnect: frames again ${h.firstVideoFrameAfter(hello + 500)!.at - since} ms after the request`,
+  );
 });
