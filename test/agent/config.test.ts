@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@playwright/test';
-import { helpText, loadConfig, optionTable } from '../../agent/config.js';
+import { helpText, loadConfig } from '../../agent/config.js';
 import { ConfigError } from '../../agent/errors.js';
 
 const run = promisify(execFile);
@@ -69,13 +69,100 @@ for (const [argv, env, field] of [
   });
 }
 
-test('--help documents every option with its environment variable', () => {
-  const help = helpText();
-  for (const row of optionTable()) {
-    expect(help).toContain(row.flag);
-    expect(help).toContain(row.env);
+/**
+ * What the agent accepts, written down here independently of agent/config.ts: flag, environment variable,
+ * the config field it sets, the default the help must state and the value loadConfig must return for it,
+ * and one valid value with what it parses to. A new option fails these tests until it is written down here.
+ */
+type Row = [
+  flag: string,
+  env: string,
+  key: string,
+  helpDefault: string,
+  value: unknown,
+  sample: string,
+  parsed: unknown,
+];
+// prettier-ignore
+const EXPECTED_ROWS: Row[] = [
+  ['channel', 'CHANNEL_NAME', 'channel', 'webrtc-kvs-agent-channel', 'webrtc-kvs-agent-channel', 'ch-1', 'ch-1'],
+  ['stream', 'STREAM_NAME', 'stream', 'webrtc-kvs-agent-stream', 'webrtc-kvs-agent-stream', 'st.2', 'st.2'],
+  ['region', 'AWS_REGION', 'region', 'ap-northeast-1', 'ap-northeast-1', 'eu-west-1', 'eu-west-1'],
+  ['client-id', 'CLIENT_ID', 'clientId', 'viewer-<timestamp>', 'viewer-1700000000000', 'rec_1', 'rec_1'],
+  ['endpoint', 'KVS_ENDPOINT', 'endpoint', 'real AWS', undefined, 'http://127.0.0.1:4566/', 'http://127.0.0.1:4566'],
+  ['sink', 'SINK', 'sink', 'kvssink', 'kvssink', 'file', 'file'],
+  ['retention-hours', 'RETENTION_HOURS', 'retentionHours', '24', 24, '0', 0],
+  ['create-stream', 'CREATE_STREAM', 'createStream', 'true', true, 'false', false],
+  ['output-dir', 'OUTPUT_DIR', 'outputDir', './recordings', './recordings', '/tmp/r', '/tmp/r'],
+  ['segment-seconds', 'SEGMENT_SECONDS', 'segmentSeconds', '300', 300, '60', 60],
+  ['keyframe-interval-ms', 'KEYFRAME_INTERVAL_MS', 'keyframeIntervalMs', '2000', 2000, '1000', 1000],
+  ['duration', 'DURATION_SECONDS', 'durationSeconds', 'run until SIGINT/SIGTERM', undefined, '20', 20],
+  ['headed', 'HEADED', 'headed', 'false', false, 'true', true],
+  ['chromium-path', 'CHROMIUM_PATH', 'chromiumPath', '/usr/lib/chromium/chromium', '/usr/lib/chromium/chromium', '/opt/c', '/opt/c'],
+  ['gst-launch-path', 'GST_LAUNCH_PATH', 'gstLaunchPath', 'gst-launch-1.0', 'gst-launch-1.0', '/opt/gst', '/opt/gst'],
+  ['web-root', 'WEB_ROOT', 'webRoot', 'dist/web', 'dist/web', 'web', 'web'],
+  ['stop-budget', 'STOP_BUDGET_SECONDS', 'stopBudgetSeconds', '25', 25, '20', 20],
+  ['metrics-address', 'METRICS_ADDRESS', 'metricsAddress', '127.0.0.1:9090', '127.0.0.1:9090', 'off', 'off'],
+  ['signaling-renew-seconds', 'SIGNALING_RENEW_SECONDS', 'signalingRenewSeconds', '3000', 3000, '600', 600],
+  ['log-level', 'LOG_LEVEL', 'logLevel', 'info', 'info', 'debug', 'debug'],
+];
+const EXPECTED_OPTIONS = EXPECTED_ROWS.map(([flag, env, key, helpDefault, def, text, value]) => ({
+  flag,
+  env,
+  key,
+  helpDefault,
+  /** undefined: the field is absent by default. */
+  default: def,
+  sample: { text, value },
+}));
+
+/** `--help` as a user reads it: one line per option, `--flag [<value>]  ENV  description (default: …)`. */
+function helpRows(): Map<string, { takesValue: boolean; env: string; helpDefault: string }> {
+  const rows = new Map<string, { takesValue: boolean; env: string; helpDefault: string }>();
+  for (const line of helpText().split('\n')) {
+    const m = /^\s+--([a-z][a-z-]*)( <value>)?\s+([A-Z][A-Z0-9_]*)\s.*\(default: (.*)\)$/.exec(line);
+    if (m) rows.set(m[1]!, { takesValue: !!m[2], env: m[3]!, helpDefault: m[4]! });
   }
+  return rows;
+}
+
+test('--help lists exactly the options the agent has, each with its environment variable and default', () => {
+  const rows = helpRows();
+  expect([...rows.keys()].sort()).toEqual(EXPECTED_OPTIONS.map((o) => o.flag).sort());
+  for (const o of EXPECTED_OPTIONS) {
+    expect(rows.get(o.flag), o.flag).toEqual({
+      takesValue: typeof o.default !== 'boolean',
+      env: o.env,
+      helpDefault: o.helpDefault,
+    });
+  }
+  expect(helpText()).toMatch(/^\s+--help\s/m);
 });
+
+test('the defaults --help states are the values loadConfig returns, and nothing else is configured', () => {
+  const config = loadConfig([], {}, new Date(1_700_000_000_000)) as unknown as Record<string, unknown>;
+  expect(Object.keys(config).sort()).toEqual(
+    EXPECTED_OPTIONS.filter((o) => o.default !== undefined)
+      .map((o) => o.key)
+      .sort(),
+  );
+  for (const o of EXPECTED_OPTIONS) expect(config[o.key], o.flag).toEqual(o.default);
+});
+
+for (const o of EXPECTED_OPTIONS) {
+  test(`--${o.flag} and ${o.env} set ${o.key}`, () => {
+    const boolean = typeof o.default === 'boolean';
+    const argv = boolean
+      ? [o.sample.value ? `--${o.flag}` : `--no-${o.flag}`]
+      : [`--${o.flag}`, o.sample.text];
+    const fromFlag = loadConfig(argv, {}) as unknown as Record<string, unknown>;
+    const fromEnv = loadConfig([], { [o.env]: o.sample.text }) as unknown as Record<string, unknown>;
+    expect(fromFlag[o.key]).toEqual(o.sample.value);
+    expect(fromEnv[o.key]).toEqual(o.sample.value);
+    // The sample differs from the default, so the option really changed something.
+    expect(o.sample.value).not.toEqual(o.default);
+  });
+}
 
 test('the agent exits 2 on invalid configuration, naming the field, before touching anything', async () => {
   const error = await run(process.execPath, ['--import', 'tsx', 'agent/main.ts', '--segment-seconds', '0'], {

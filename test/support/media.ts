@@ -6,8 +6,15 @@ import { MatroskaStreamMuxer, type MatroskaStreamMuxerOptions } from '../../agen
 import { GstProcess, type GstProcessOptions } from '../../agent/sink/gstProcess.js';
 import { probeFrames } from '../../scripts/lib/mediaProbe.js';
 
-/** The shared fixtures live beside the repository (`../shared`), on developer machines and in CI alike. */
-export const FIXTURE_RAMP = resolve(import.meta.dirname, '../../../shared/fixtures/chromium-call-ramp.mkv');
+/**
+ * A real call as the viewer page's transform workers forwarded it (H.264 Annex B + Opus, ~30 s, the whole
+ * start-of-call resolution ramp 320x180 → … → 1280x720), recorded with the project's own stack by
+ * `npm run record-fixture` and committed in the repository (test/fixtures/README.md).
+ */
+export const FIXTURE_RAMP = resolve(import.meta.dirname, '../fixtures/chromium-call-ramp.mkv');
+
+/** The ramp's steps, in order: every one of them is in FIXTURE_RAMP. */
+export const RAMP_RESOLUTIONS = ['320x180', '480x270', '640x360', '960x540', '1280x720'] as const;
 
 export interface MediaPacket {
   kind: 'video' | 'audio';
