@@ -1,303 +1,286 @@
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { ChannelDiscovery, type ChannelEndpoints } from './aws/discovery.js';
-import { SignalingPresigner } from './aws/presigner.js';
-import { ensureStream } from './aws/streamProvisioner.js';
-import { BridgeServer } from './bridge/bridgeServer.js';
-import type { PageToAgent } from './bridge/controlProtocol.js';
 import { ViewerBrowser } from './browser/viewerBrowser.js';
 import type { AgentConfig } from './config.js';
-import { KvssinkCredentialFile } from './credentials/kvssinkCredentialFile.js';
-import { errorMessage } from './errors.js';
+import { AgentError, errorMessage } from './errors.js';
 import type { Logger } from './log.js';
-import { Recorder } from './recording/recorder.js';
-import type { RecordingSummary } from './recording/recordingStats.js';
-import { BackoffPolicy, type RestartPolicy } from './recording/restartPolicy.js';
-import { parseKvssinkLine } from './sink/kvssinkEvents.js';
-import { kvssinkEnv, kvssinkSpec, writeKvssinkLogConfig } from './sink/kvssinkSink.js';
-import type { RecorderOptions } from './recording/recorder.js';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { RetryStreak, retryPolicy, type RetryPolicy } from './policy/backoff.js';
+import { FileSink } from './sink/fileSink.js';
+import { KvssinkSink } from './sink/kvssinkSink.js';
+import type { Sink } from './sink/sink.js';
+import type { WatchdogThresholds } from './unit/mediaWatchdog.js';
+import { RecordingUnit, type UnitHealth, type UnitSummary } from './unit/recordingUnit.js';
+import type { UnitObserver } from './unit/unitObserver.js';
+import { TypedEmitter } from './typedEmitter.js';
 
-/** The part of the Recorder's options that depends on the sink. */
-type SinkRecorderOptions = Omit<RecorderOptions, 'gstLaunchPath' | 'restartPolicy' | 'logger'>;
+/** A relaunched browser that stayed up this long ends the failure streak. */
+const BROWSER_STABLE_MS = 60_000;
 
 export interface AgentDependencies {
   config: AgentConfig;
   logger: Logger;
   credentials: AwsCredentialIdentityProvider;
-  browserRestartPolicy?: RestartPolicy;
-  pipelineRestartPolicy?: RestartPolicy;
+  /** Per channel: what the unit reports (metrics). */
+  observerFor?: (channel: string) => UnitObserver;
+  browserRestartPolicy?: RetryPolicy;
+  pipelineRestartPolicy?: RetryPolicy;
+  watchdog?: Partial<WatchdogThresholds>;
+}
+
+export interface AgentEvents extends Record<string, unknown[]> {
+  /** The agent cannot go on (a child failed beyond its restart policy): main stops it and exits non-zero. */
+  fatal: [Error];
+  /** A child was restarted (metrics). */
+  restart: [{ child: 'chromium' | 'page'; reason: string }];
+}
+
+export interface AgentHealth {
+  /** Alive and supervising: false only once it gave up or is stopping. */
+  alive: boolean;
+  ready: boolean;
+  browser: 'starting' | 'up' | 'relaunching' | 'stopped';
+  units: UnitHealth[];
+}
+
+/** Thrown inside start() when stop() came first: nothing more is started. */
+class StoppedDuringStart extends AgentError {
+  constructor() {
+    super('INVALID_STATE', 'stopped while starting');
+  }
 }
 
 /**
- * Owns one recording session: discovery → bridge server → viewer Chromium → recording pipeline. Children are
- * restarted here, by policy; process signals and exit codes belong to main.ts.
+ * The supervisor: one Chromium (relaunched by policy when it dies or hangs) and one recording unit per
+ * channel, each with a page in that browser. Process signals, exit codes and the stop budget belong to
+ * main.ts. Teardown order in stop(); see docs/lifecycle.md.
  */
-export class Agent {
+export class Agent extends TypedEmitter<AgentEvents> {
   readonly #config: AgentConfig;
   readonly #log: Logger;
-  readonly #credentials: AwsCredentialIdentityProvider;
-  readonly #browserPolicy: RestartPolicy;
-  readonly #pipelinePolicy: RestartPolicy;
-  #discovery: ChannelDiscovery | undefined;
-  #channel: ChannelEndpoints | undefined;
-  #presigner: SignalingPresigner | undefined;
-  #bridge: BridgeServer | undefined;
+  readonly #deps: AgentDependencies;
+  readonly #units: RecordingUnit[] = [];
+  readonly #browserFailures: RetryStreak;
   #browser: ViewerBrowser | undefined;
-  #recorder: Recorder | undefined;
-  #credentialFile: KvssinkCredentialFile | undefined;
-  #summaries: RecordingSummary[] = [];
+  #browserState: AgentHealth['browser'] = 'starting';
+  #browserUpSince = 0;
+  #relaunchTimer: NodeJS.Timeout | undefined;
+  #relaunching: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
   #stopping = false;
-  #browserFailures = { attempt: 0, since: 0 };
-  #lastState = '';
-  #fatal: ((err: Error) => void) | undefined;
+  #gaveUp = false;
 
   constructor(deps: AgentDependencies) {
+    super();
+    this.#deps = deps;
     this.#config = deps.config;
     this.#log = deps.logger;
-    this.#credentials = deps.credentials;
-    this.#browserPolicy = deps.browserRestartPolicy ?? new BackoffPolicy();
-    this.#pipelinePolicy = deps.pipelineRestartPolicy ?? new BackoffPolicy();
+    this.#browserFailures = new RetryStreak(deps.browserRestartPolicy ?? retryPolicy('browserRestart'));
   }
 
-  /** Called when the agent cannot go on (a child failed beyond its restart policy). */
-  onFatal(handler: (err: Error) => void): void {
-    this.#fatal = handler;
+  start(): Promise<void> {
+    this.#starting ??= this.#doStart();
+    return this.#starting;
   }
 
-  async start(): Promise<void> {
+  async #doStart(): Promise<void> {
     const config = this.#config;
-    const sinkOptions = await this.#prepareSink();
-    this.#discovery = new ChannelDiscovery({
+    // One unit per channel: today one, from the config.
+    const unit = new RecordingUnit({
+      channel: config.channel,
+      clientId: config.clientId,
       region: config.region,
       endpoint: config.endpoint,
-      credentials: this.#credentials,
-    });
-    this.#channel = await this.#discovery.describeChannel(config.channel);
-    this.#log.info({ channelARN: this.#channel.channelARN, wss: this.#channel.wssEndpoint }, 'channel found');
-    this.#presigner = new SignalingPresigner({
-      region: config.region,
-      credentials: this.#credentials,
-      allowedEndpoint: this.#channel.wssEndpoint,
-      channelARN: this.#channel.channelARN,
-    });
-
-    const bridge = new BridgeServer({
+      credentials: this.#deps.credentials,
+      sink: this.#makeSink(),
       webRoot: config.webRoot,
-      logger: this.#log.child({ component: 'bridge' }),
+      gstLaunchPath: config.gstLaunchPath,
+      keyframeIntervalMs: config.keyframeIntervalMs,
+      signalingRenewMs: config.signalingRenewSeconds * 1000,
+      logger: this.#log,
+      ...(this.#deps.observerFor ? { observer: this.#deps.observerFor(config.channel) } : {}),
+      ...(this.#deps.pipelineRestartPolicy
+        ? { pipelineRestartPolicy: this.#deps.pipelineRestartPolicy }
+        : {}),
+      ...(this.#deps.watchdog ? { watchdog: this.#deps.watchdog } : {}),
     });
-    this.#bridge = bridge;
-    bridge.on('control', (msg) => this.#onControl(msg));
-    bridge.on('frame', (frame) => this.#recorder?.push(frame));
-    bridge.on('track-open', (kind) => this.#log.info({ kind }, 'track connected'));
-    bridge.on('track-closed', (kind) => this.#log.info({ kind }, 'track disconnected'));
-    await bridge.listen();
-
-    this.#startRecorder(sinkOptions);
-    await this.#startBrowser();
+    this.#units.push(unit);
+    unit.on('fatal', (err) => this.#giveUp(err));
+    unit.on('escalate', ({ action, reason }) => void this.#escalate(unit, action, reason));
+    await unit.start();
+    this.#checkStopping();
+    await this.#launchBrowser();
   }
 
-  /**
-   * Readies the sink before any media: for kvssink the stream (created if missing), the credential file and
-   * kvssink's log configuration; for files the output directory. Fails fast with a clear message.
-   */
-  async #prepareSink(): Promise<SinkRecorderOptions> {
+  #makeSink(): Sink {
     const config = this.#config;
+    // The recording's share of the stop budget: what is left goes to Chromium and the bridge.
+    const closeTimeoutMs = Math.max(3_000, config.stopBudgetSeconds * 1000 - 6_000);
     if (config.sink === 'file') {
-      await mkdir(config.outputDir, { recursive: true });
-      return {
-        // One MPEG-TS file per segment, named by its start time (sortable, unique to the millisecond).
-        sinkForRun: () => ({
-          kind: 'file',
-          path: join(
-            config.outputDir,
-            `${config.stream}_${new Date().toISOString().replace(/[-:]/g, '')}.ts`,
-          ),
-        }),
+      return new FileSink({
+        outputDir: config.outputDir,
+        stream: config.stream,
         segmentMs: config.segmentSeconds * 1000,
-      };
+        closeTimeoutMs,
+      });
     }
-    const stream = await ensureStream({
+    return new KvssinkSink({
       streamName: config.stream,
       region: config.region,
       endpoint: config.endpoint,
-      credentials: this.#credentials,
+      credentials: this.#deps.credentials,
       retentionHours: config.retentionHours,
-      create: config.createStream,
-      logger: this.#log.child({ component: 'stream' }),
+      createStream: config.createStream,
+      closeTimeoutMs,
+      logger: this.#log.child({ component: 'kvssink' }),
     });
-    this.#log.info(
-      { streamARN: stream.streamARN, retentionHours: stream.retentionHours, created: stream.created },
-      'stream ready',
-    );
-    const credentialFile = new KvssinkCredentialFile({
-      provider: this.#credentials,
-      logger: this.#log.child({ component: 'kvssink-credentials' }),
-    });
-    this.#credentialFile = credentialFile;
-    await credentialFile.start();
-    const spec = kvssinkSpec({
-      streamName: config.stream,
-      region: config.region,
-      credentialPath: credentialFile.path,
-      logConfigPath: await writeKvssinkLogConfig(credentialFile.dir),
-    });
-    const kvsLog = this.#log.child({ component: 'kvssink' });
-    return {
-      sinkForRun: () => spec,
-      renewOnResolutionChange: true,
-      sequentialRuns: true,
-      gstEnv: kvssinkEnv({ region: config.region, endpoint: config.endpoint }),
-      // kvssink describes the stream and gets its endpoint before it prerolls.
-      readyTimeoutMs: 60_000,
-      onGstLine: (line) => {
-        const event = parseKvssinkLine(line);
-        if (!event) return;
-        if (event.type === 'dropped-frame') kvsLog.debug({ event }, 'kvssink dropped a frame');
-        else
-          kvsLog.error(
-            { event },
-            event.type === 'stream-error'
-              ? `kvssink stream error ${event.statusHex} (${event.name}): ${event.explanation}`
-              : `kvssink: ${event.type}`,
-          );
-      },
-    };
   }
 
-  #startRecorder(sink: SinkRecorderOptions): void {
-    const config = this.#config;
-    const recorder = new Recorder({
-      ...sink,
-      gstLaunchPath: config.gstLaunchPath,
-      restartPolicy: this.#pipelinePolicy,
-      logger: this.#log.child({ component: 'recorder' }),
-    });
-    this.#recorder = recorder;
-    recorder.on('keyframe-needed', () => this.#bridge?.requestKeyFrame());
-    recorder.on('fatal', (err) => this.#fatal?.(err));
+  #checkStopping(): void {
+    if (this.#stopping) throw new StoppedDuringStart();
   }
 
-  async #startBrowser(): Promise<void> {
-    const bridge = this.#bridge;
-    if (!bridge) return;
+  /** Launches Chromium and opens every unit's page; on failure the caller's policy decides. */
+  async #launchBrowser(): Promise<void> {
     const browser = new ViewerBrowser({
       executablePath: this.#config.chromiumPath,
-      url: bridge.pageUrl,
       headed: this.#config.headed,
       logger: this.#log.child({ component: 'chromium' }),
     });
     this.#browser = browser;
-    browser.on('died', (err) => void this.#onBrowserDied(browser, err));
-    await browser.start();
+    browser.on('died', (err) => {
+      if (this.#browser !== browser || this.#stopping) return;
+      this.#log.error({ err: errorMessage(err), ...err.details }, 'viewer browser died');
+      this.#relaunch('Chromium died');
+    });
+    try {
+      await browser.start();
+      this.#checkStopping();
+      for (const unit of this.#units) {
+        const page = await browser.newPage(this.#log.child({ component: 'page', channel: unit.channel }));
+        this.#checkStopping();
+        await unit.attachPage(page);
+        this.#checkStopping();
+      }
+      this.#browserState = 'up';
+      this.#browserUpSince = Date.now();
+    } catch (err) {
+      await browser.close();
+      throw err;
+    }
   }
 
-  async #onBrowserDied(browser: ViewerBrowser, err: Error): Promise<void> {
-    if (this.#browser !== browser || this.#stopping) return;
-    this.#log.error({ err: errorMessage(err) }, 'viewer browser died');
-    await browser.close();
-    const now = Date.now();
-    if (this.#browserFailures.attempt === 0) this.#browserFailures.since = now;
-    this.#browserFailures.attempt++;
-    const delay = this.#browserPolicy.nextRetryDelayMs({
-      attempt: this.#browserFailures.attempt,
-      elapsedMs: now - this.#browserFailures.since,
-      error: err,
-    });
-    if (delay === null) return this.#fatal?.(err);
-    setTimeout(() => {
+  async #escalate(
+    unit: RecordingUnit,
+    action: 'reload-page' | 'relaunch-browser',
+    reason: string,
+  ): Promise<void> {
+    if (this.#stopping || this.#relaunching) return;
+    if (action === 'reload-page') {
+      this.#log.warn({ channel: unit.channel, reason }, 'reloading the viewer page');
+      this.safeEmit('restart', { child: 'page', reason });
+      try {
+        await unit.reloadPage();
+        return;
+      } catch (err) {
+        this.#log.error(
+          { channel: unit.channel, err: errorMessage(err) },
+          'the page did not come back: relaunching Chromium',
+        );
+      }
+    }
+    this.#relaunch(reason);
+  }
+
+  /** Kills the browser (it may be hung) and launches a new one on the `browserRestart` policy. */
+  #relaunch(reason: string): void {
+    if (this.#stopping || this.#relaunchTimer || this.#relaunching) return;
+    const browser = this.#browser;
+    this.#browser = undefined;
+    for (const unit of this.#units) unit.detachPage();
+    if (browser) {
+      browser.kill();
+      void browser.close();
+    }
+    if (this.#browserUpSince && Date.now() - this.#browserUpSince > BROWSER_STABLE_MS)
+      this.#browserFailures.succeeded();
+    this.#browserUpSince = 0;
+    const delay = this.#browserFailures.failed(new Error(reason));
+    if (delay === null) {
+      this.#giveUp(
+        new AgentError(
+          'CHILD_FAILED',
+          `Chromium keeps failing (${reason}); giving up after ${this.#browserFailures.attempts - 1} relaunches`,
+        ),
+      );
+      return;
+    }
+    this.#browserState = 'relaunching';
+    this.#log.warn(
+      { reason, delayMs: delay, attempt: this.#browserFailures.attempts },
+      'relaunching Chromium',
+    );
+    this.safeEmit('restart', { child: 'chromium', reason });
+    this.#relaunchTimer = setTimeout(() => {
+      this.#relaunchTimer = undefined;
       if (this.#stopping) return;
-      this.#startBrowser().catch((e: unknown) => void this.#onBrowserDied(browser, e as Error));
+      this.#relaunching = this.#launchBrowser()
+        .catch((err: unknown) => {
+          if (err instanceof StoppedDuringStart) return;
+          this.#log.error({ err: errorMessage(err) }, 'Chromium relaunch failed');
+          this.#relaunching = undefined;
+          this.#relaunch(`relaunch failed: ${errorMessage(err)}`);
+        })
+        .finally(() => {
+          this.#relaunching = undefined;
+        });
     }, delay);
   }
 
-  #onControl(msg: PageToAgent): void {
-    const page = this.#log.child({ component: 'page' });
-    switch (msg.type) {
-      case 'hello':
-        void this.#sendConfig();
-        return;
-      case 'presign':
-        void this.#presign(msg.id, msg.endpoint, msg.queryParams, msg.date);
-        return;
-      case 'state': {
-        const key = `${msg.signaling}/${msg.peer}/${msg.ice}`;
-        if (key !== this.#lastState) {
-          this.#lastState = key;
-          page.info({ signaling: msg.signaling, peer: msg.peer, ice: msg.ice }, 'viewer state');
-          if (msg.peer === 'connected') {
-            this.#browserFailures.attempt = 0;
-          }
-        }
-        return;
-      }
-      case 'stats':
-        page.debug({ video: msg.video, audio: msg.audio }, 'viewer stats');
-        return;
-      case 'signaling-event':
-        page.warn({ event: msg.event, detail: msg.detail }, 'signaling event');
-        return;
-      case 'log':
-        page[msg.level]({ ...msg.data }, msg.msg);
-        return;
-    }
+  #giveUp(err: Error): void {
+    if (this.#gaveUp || this.#stopping) return;
+    this.#gaveUp = true;
+    this.safeEmit('fatal', err);
   }
 
-  async #sendConfig(): Promise<void> {
-    const channel = this.#channel;
-    const bridge = this.#bridge;
-    if (!channel || !bridge || !this.#discovery) return;
-    try {
-      // Fetched per (re)connection: TURN credentials live about five minutes.
-      const iceServers = await this.#discovery.iceServers(channel, this.#config.clientId);
-      bridge.sendControl({
-        type: 'config',
-        session: this.#config.clientId,
-        channelARN: channel.channelARN,
-        channelEndpoint: channel.wssEndpoint,
-        region: this.#config.region,
-        clientId: this.#config.clientId,
-        iceServers,
-        keyframeIntervalMs: this.#config.keyframeIntervalMs,
-        frameUrl: bridge.frameUrl,
-      });
-    } catch (err) {
-      this.#log.error({ err: errorMessage(err) }, 'could not get ICE servers for the viewer');
-    }
-  }
-
-  async #presign(id: number, endpoint: string, query: Record<string, string>, date?: number): Promise<void> {
-    try {
-      const url = await this.#presigner!.presign(
-        endpoint,
-        query,
-        date === undefined ? undefined : new Date(date),
-      );
-      this.#bridge?.sendControl({ type: 'presigned', id, url });
-    } catch (err) {
-      this.#log.warn({ err: errorMessage(err) }, 'presign refused');
-      this.#bridge?.sendControl({ type: 'presign-failed', id, message: errorMessage(err) });
-    }
+  health(): AgentHealth {
+    const units = this.#units.map((u) => u.health());
+    const alive = !this.#gaveUp && !this.#stopping;
+    return {
+      alive,
+      ready: alive && this.#browserState === 'up' && units.length > 0 && units.every((u) => u.ready),
+      browser: this.#browserState,
+      units,
+    };
   }
 
   /**
-   * Teardown order: refuse new frames → finish the recording (EOS through gst) → close Chromium → close the
-   * server. Idempotent.
+   * Teardown, idempotent: every unit refuses new frames and finishes its recording (EOS, last fragment
+   * acknowledged, each run bounded by its share of the stop budget) → Chromium closed (its process group
+   * killed if it does not go) → bridges closed. A start() still in flight is cut short.
    */
-  async stop(): Promise<RecordingSummary[]> {
-    if (this.#stopping) return this.#summaries;
-    this.#stopping = true;
-    this.#bridge?.stopAcceptingFrames();
-    this.#bridge?.sendControl({ type: 'stop' });
-    if (this.#recorder) this.#summaries = await this.#recorder.stop();
-    await this.#credentialFile?.close();
-    await this.#browser?.close();
-    await this.#bridge?.close();
-    this.#discovery?.destroy();
-    return this.#summaries;
+  async stop(): Promise<UnitSummary[]> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#browserState = 'stopped';
+      clearTimeout(this.#relaunchTimer);
+      // Let an in-flight start notice (it checks between steps) before closing what it made.
+      await Promise.race([this.#starting?.catch(() => undefined), delay(5_000)]);
+      await Promise.all(this.#units.map((u) => u.stopRecording()));
+      await this.#relaunching?.catch(() => undefined);
+      await this.#browser?.close();
+      await Promise.all(this.#units.map((u) => u.close()));
+    }
+    return this.#units.map((u) => u.summary());
   }
 
-  bridgeStats(): ReturnType<BridgeServer['stats']> | undefined {
-    return this.#bridge?.stats();
+  summaries(): UnitSummary[] {
+    return this.#units.map((u) => u.summary());
   }
+
+  bridgeStats(): Array<ReturnType<RecordingUnit['bridgeStats']>> {
+    return this.#units.map((u) => u.bridgeStats());
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -130,6 +130,29 @@ const OPTIONS = {
     description: 'Built viewer page (vite build output)',
     defaultText: 'dist/web',
   },
+  stopBudgetSeconds: {
+    flag: 'stop-budget',
+    env: 'STOP_BUDGET_SECONDS',
+    type: 'string',
+    description:
+      'Seconds from SIGTERM to exit: drain, last fragment persisted, children killed when their share runs out (keep below the task stopTimeout)',
+    defaultText: '25',
+  },
+  metricsAddress: {
+    flag: 'metrics-address',
+    env: 'METRICS_ADDRESS',
+    type: 'string',
+    description: 'host:port of /healthz, /readyz and /metrics (Prometheus); "off" disables it',
+    defaultText: '127.0.0.1:9090',
+  },
+  signalingRenewSeconds: {
+    flag: 'signaling-renew-seconds',
+    env: 'SIGNALING_RENEW_SECONDS',
+    type: 'string',
+    description:
+      'Open a new signaling socket after this long, before KVS closes it at 1 hour (the call goes on)',
+    defaultText: '3000',
+  },
   logLevel: {
     flag: 'log-level',
     env: 'LOG_LEVEL',
@@ -185,6 +208,17 @@ const schema = z
     chromiumPath: z.string().min(1).default('/usr/lib/chromium/chromium'),
     gstLaunchPath: z.string().min(1).default('gst-launch-1.0'),
     webRoot: z.string().min(1).default('dist/web'),
+    stopBudgetSeconds: intFromString(5, 3_600).default(25),
+    metricsAddress: z
+      .string()
+      .regex(/^(off|(\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]+):\d{1,5})$/, {
+        error: 'must be host:port (e.g. 0.0.0.0:9090) or off',
+      })
+      .refine((v) => v === 'off' || Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535, {
+        error: 'port must be at most 65535',
+      })
+      .default('127.0.0.1:9090'),
+    signalingRenewSeconds: intFromString(5, 3_540).default(3_000),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .strict();

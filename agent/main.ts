@@ -5,8 +5,9 @@ import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 
 /**
- * The agent's entry point and the only owner of process signals. Exit codes: 0 clean stop, 1 runtime
- * failure, 2 invalid configuration.
+ * The agent's entry point and the only owner of process signals and of the stop budget. Exit codes: 0 clean
+ * stop (SIGTERM/SIGINT, --duration), 1 runtime failure (could not start, a child failed beyond its restart
+ * policy, or the stop budget ran out), 2 invalid configuration.
  */
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -37,22 +38,28 @@ async function main(): Promise<void> {
   );
 
   const agent = new Agent({ config, logger, credentials: fromNodeProviderChain() });
+  const budgetMs = config.stopBudgetSeconds * 1000;
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason: string, code: number): Promise<void> => {
     shuttingDown ??= (async () => {
-      logger.info({ reason }, 'stopping');
+      logger.info({ reason, budgetMs }, 'stopping');
+      // The last resort, at the end of the budget: report what we have and leave nothing running.
       const hardStop = setTimeout(() => {
-        logger.error('shutdown took longer than 60 s, exiting');
+        logger.error(
+          { budgetMs, units: agent.summaries() },
+          'shutdown did not finish within the stop budget: exiting',
+        );
         process.exit(1);
-      }, 60_000);
+      }, budgetMs);
       hardStop.unref();
       try {
-        const summaries = await agent.stop();
-        logger.info({ summaries, bridge: agent.bridgeStats() }, 'recording finished');
+        const units = await agent.stop();
+        logger.info({ units, bridge: agent.bridgeStats() }, 'recording finished');
       } catch (err) {
         logger.error({ err: errorMessage(err) }, 'error while stopping');
         code = code || 1;
       }
+      clearTimeout(hardStop);
       process.exitCode = code;
     })();
     return shuttingDown;
@@ -61,29 +68,35 @@ async function main(): Promise<void> {
   // on, not once: a second signal while stopping must not kill the process with the default handler.
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
-  agent.onFatal((err) => {
-    logger.fatal({ err: errorMessage(err) }, 'giving up');
+  agent.on('fatal', (err) => {
+    logger.fatal({ err: errorMessage(err), code: (err as { code?: string }).code }, 'giving up');
     void shutdown('fatal', 1);
   });
 
   try {
     await agent.start();
   } catch (err) {
-    logger.fatal({ err: errorMessage(err), code: (err as { code?: string }).code }, 'could not start');
-    await shutdown('start failed', 1);
-    return;
+    // A signal during start-up is a clean stop, not a failure.
+    if (!shuttingDown) {
+      logger.fatal({ err: errorMessage(err), code: (err as { code?: string }).code }, 'could not start');
+      await shutdown('start failed', 1);
+      return;
+    }
   }
   if (config.durationSeconds) {
     setTimeout(() => void shutdown('duration reached', 0), config.durationSeconds * 1000).unref();
   }
+  // Keeps the event loop alive until a shutdown has finished.
+  const keepAlive = setInterval(() => undefined, 60_000);
   await new Promise<void>((resolve) => {
     const poll = setInterval(() => {
       if (shuttingDown) {
         clearInterval(poll);
         void shuttingDown.then(resolve);
       }
-    }, 200);
+    }, 100);
   });
+  clearInterval(keepAlive);
 }
 
 main().catch((err: unknown) => {

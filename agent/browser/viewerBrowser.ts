@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type ConsoleMessage } from 'puppeteer-core';
+import puppeteer, { type Browser, type ConsoleMessage, type Page } from 'puppeteer-core';
 import { ChildProcessError, errorMessage, withTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
-import { RingBuffer } from '../log.js';
+import { lineSplitter, RingBuffer } from '../log.js';
 import { TypedEmitter } from '../typedEmitter.js';
 
 /** Flags measured to work in a closed network and in a container (see docs/chromium-encoded-frames.md). */
@@ -26,21 +26,88 @@ export const CHROMIUM_FLAGS: readonly string[] = [
 
 export interface ViewerBrowserOptions {
   executablePath: string;
-  url: string;
   headed: boolean;
   logger: Logger;
   launchTimeoutMs?: number;
 }
 
 export interface ViewerBrowserEvents extends Record<string, unknown[]> {
-  /** Chromium or the page went away without close() being called. */
+  /** Chromium went away without close() being called. */
   died: [ChildProcessError];
 }
 
+export interface ViewerPageEvents extends Record<string, unknown[]> {
+  /** The page's renderer crashed or the page closed without close() being called. */
+  crashed: [ChildProcessError];
+}
+
+/** One viewer page (one channel) in the shared Chromium. */
+export class ViewerPage extends TypedEmitter<ViewerPageEvents> {
+  readonly #page: Page;
+  readonly #log: Logger;
+  #closing: Promise<void> | undefined;
+
+  constructor(page: Page, logger: Logger) {
+    super();
+    this.#page = page;
+    this.#log = logger;
+    page.on('console', (msg: ConsoleMessage) => this.#onConsole(msg));
+    page.on('pageerror', (err: unknown) =>
+      logger.error({ child: 'page', err: errorMessage(err) }, 'page error'),
+    );
+    page.on('error', (err: Error) => this.#gone(`page crashed: ${err.message}`));
+    page.on('close', () => this.#gone('page closed'));
+  }
+
+  /**
+   * Navigates and resolves once the page said hello over its control channel (`ready`), not merely on
+   * `load`: only then can it be configured.
+   */
+  async open(url: string, ready: () => Promise<void>, timeoutMs: number): Promise<void> {
+    const hello = ready();
+    await withTimeout(
+      Promise.all([this.#page.goto(url, { waitUntil: 'load' }), hello]),
+      timeoutMs,
+      'opening the viewer page',
+    );
+  }
+
+  /** A reload that must finish (hello again) within timeoutMs; rejects otherwise (the renderer hung). */
+  async reload(ready: () => Promise<void>, timeoutMs: number): Promise<void> {
+    const hello = ready();
+    await withTimeout(
+      Promise.all([this.#page.reload({ waitUntil: 'load' }), hello]),
+      timeoutMs,
+      'reloading the viewer page',
+    );
+  }
+
+  /** Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= withTimeout(this.#page.close(), 3_000, 'closing the viewer page').catch(
+      () => undefined,
+    );
+    return this.#closing;
+  }
+
+  #gone(reason: string): void {
+    if (this.#closing) return;
+    this.#closing = Promise.resolve();
+    this.safeEmit('crashed', new ChildProcessError(reason, { child: 'chromium-page' }));
+  }
+
+  #onConsole(msg: ConsoleMessage): void {
+    const type = msg.type();
+    const level = type === 'error' ? 'error' : type === 'warn' ? 'warn' : type === 'debug' ? 'debug' : 'info';
+    this.#log[level]({ child: 'page' }, msg.text().slice(0, 4000));
+  }
+}
+
 /**
- * Supervises the viewer Chromium: one browser, one page. `start()` resolves once the page has loaded;
- * `close()` is idempotent and escalates from a polite close to SIGKILL. It never restarts itself: the
- * owner's policy decides.
+ * Supervises the viewer Chromium. `start()` resolves once the browser answers over its pipe; pages are opened
+ * with openPage(). `close()` is idempotent and escalates from a polite close to SIGKILL of Chromium's whole
+ * process group (renderers, GPU and utility processes included). It never restarts itself: the owner's
+ * policy decides.
  */
 export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
   readonly #options: ViewerBrowserOptions;
@@ -62,46 +129,39 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
     const { logger } = this.#options;
     this.#userDataDir = await mkdtemp(join(tmpdir(), 'webrtc-kvs-agent-chromium-'));
     try {
-      this.#browser = await puppeteer.launch({
-        executablePath: this.#options.executablePath,
-        headless: !this.#options.headed,
-        userDataDir: this.#userDataDir,
-        args: [...CHROMIUM_FLAGS],
-        // A pipe instead of a debugging port: nothing else can attach, and Chromium exits with the agent
-        // even if the agent is SIGKILLed.
-        pipe: true,
-        // Only main.ts owns process signals.
-        handleSIGINT: false,
-        handleSIGTERM: false,
-        handleSIGHUP: false,
-        // Without this the CDP Network domain mirrors every frame WebSocket message to Node (measured +0.03 CPU-s/s).
-        networkEnabled: false,
-        protocolTimeout: 60_000,
-        // The page's environment needs nothing of the agent's: above all no AWS credentials.
-        env: chromiumEnvironment(process.env),
-        dumpio: false,
-      });
-      const proc = this.#browser.process();
-      proc?.stderr?.on('data', (chunk: Buffer) => {
-        for (const line of chunk.toString().split('\n')) {
-          if (line.trim()) {
-            this.#output.push(line);
-            logger.debug({ child: 'chromium' }, line);
-          }
-        }
-      });
-      this.#browser.on('disconnected', () => this.#onGone('Chromium disconnected'));
-      const page = await this.#browser.newPage();
-      page.on('console', (msg: ConsoleMessage) => this.#onConsole(msg));
-      page.on('pageerror', (err: unknown) =>
-        logger.error({ child: 'page', err: errorMessage(err) }, 'page error'),
-      );
-      page.on('error', (err: Error) => this.#onGone(`page crashed: ${err.message}`));
-      await withTimeout(
-        page.goto(this.#options.url, { waitUntil: 'load' }),
+      this.#browser = await withTimeout(
+        puppeteer.launch({
+          executablePath: this.#options.executablePath,
+          headless: !this.#options.headed,
+          userDataDir: this.#userDataDir,
+          args: [...CHROMIUM_FLAGS],
+          // A pipe instead of a debugging port: nothing else can attach, and Chromium exits with the agent
+          // even if the agent is SIGKILLed.
+          pipe: true,
+          // Only main.ts owns process signals.
+          handleSIGINT: false,
+          handleSIGTERM: false,
+          handleSIGHUP: false,
+          // Without this the CDP Network domain mirrors every frame WebSocket message to Node (measured +0.03 CPU-s/s).
+          networkEnabled: false,
+          protocolTimeout: 30_000,
+          // The page's environment needs nothing of the agent's: above all no AWS credentials.
+          env: chromiumEnvironment(process.env),
+          dumpio: false,
+        }),
         this.#options.launchTimeoutMs ?? 30_000,
-        'loading the viewer page',
+        'launching Chromium',
       );
+      const proc = this.#browser.process();
+      proc?.stderr?.on(
+        'data',
+        lineSplitter((line) => {
+          if (!line.trim()) return;
+          this.#output.push(line);
+          logger.debug({ child: 'chromium' }, line);
+        }),
+      );
+      this.#browser.on('disconnected', () => this.#onGone('Chromium disconnected'));
       logger.info({ pid: this.pid, headed: this.#options.headed }, 'viewer browser ready');
     } catch (err) {
       const error = new ChildProcessError(
@@ -114,10 +174,23 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
     }
   }
 
+  /** A new page in this browser (one per channel). */
+  async newPage(logger: Logger): Promise<ViewerPage> {
+    if (!this.#browser || this.#closing)
+      throw new ChildProcessError('Chromium is not running', { child: 'chromium' });
+    const page = await withTimeout(this.#browser.newPage(), 10_000, 'opening a Chromium tab');
+    return new ViewerPage(page, logger);
+  }
+
   /** Idempotent: the second call returns the first call's promise. */
   close(): Promise<void> {
     this.#closing ??= this.#doClose();
     return this.#closing;
+  }
+
+  /** SIGKILL to Chromium's process group at once (a hung browser, e.g. SIGSTOPped, cannot close politely). */
+  kill(): void {
+    killGroup(this.#browser?.process()?.pid);
   }
 
   async #doClose(): Promise<void> {
@@ -125,13 +198,13 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
     const proc = browser?.process();
     if (browser) {
       try {
-        await withTimeout(browser.close(), 5_000, 'closing Chromium');
+        await withTimeout(browser.close(), 3_000, 'closing Chromium');
       } catch (err) {
         this.#options.logger.warn({ err: errorMessage(err) }, 'Chromium did not close, killing it');
-        proc?.kill('SIGKILL');
       }
     }
-    if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    // Whatever is left of the group (renderers outlive a killed browser process otherwise).
+    killGroup(proc?.pid);
     if (this.#userDataDir)
       await rm(this.#userDataDir, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -150,11 +223,15 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
       }),
     );
   }
+}
 
-  #onConsole(msg: ConsoleMessage): void {
-    const type = msg.type();
-    const level = type === 'error' ? 'error' : type === 'warn' ? 'warn' : type === 'debug' ? 'debug' : 'info';
-    this.#options.logger[level]({ child: 'page' }, msg.text());
+/** puppeteer starts Chromium as a process-group leader (detached): its pid is the group id. */
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
   }
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RetryStreak, retryPolicy } from '../policy/backoff.js';
 import { TypedEmitter } from '../typedEmitter.js';
 
 /** Refresh at least this often, whatever the expiry says. */
@@ -47,6 +48,9 @@ export class KvssinkCredentialFile extends TypedEmitter<CredentialFileEvents> {
   #closed = false;
   #lastExpiration: Date | undefined;
   #written = false;
+  /** Consecutive refresh failures, retried on the `credentialRefresh` backoff. */
+  readonly #failures = new RetryStreak(retryPolicy('credentialRefresh'));
+  #lastError: Error | undefined;
 
   constructor(
     private readonly options: {
@@ -72,6 +76,23 @@ export class KvssinkCredentialFile extends TypedEmitter<CredentialFileEvents> {
     return join(this.#dir, 'credential');
   }
 
+  /** Expiry of the credentials in the file (undefined for long-term keys). */
+  get expiration(): Date | undefined {
+    return this.#lastExpiration;
+  }
+
+  /**
+   * Why the file is not good for kvssink, or null: the last refresh failed and the credentials in it expire
+   * within the refresh margin (kvssink's next re-read would find them expired).
+   */
+  staleReason(nowMs = (this.options.now ?? Date.now)()): string | null {
+    if (!this.#written) return 'no credentials written yet';
+    if (!this.#lastError || !this.#lastExpiration) return null;
+    const left = this.#lastExpiration.getTime() - nowMs;
+    if (left > REFRESH_BEFORE_EXPIRY_MS) return null;
+    return `credential refresh failing (${this.#lastError.message}); credentials ${left > 0 ? `expire in ${Math.round(left / 1000)} s` : 'expired'}`;
+  }
+
   /** Writes the first file; rejects if no credentials can be resolved. */
   async start(): Promise<void> {
     this.#dir = await mkdtemp(join(this.options.parentDir ?? tmpdir(), 'webrtc-kvs-agent-kvssink-'));
@@ -88,6 +109,7 @@ export class KvssinkCredentialFile extends TypedEmitter<CredentialFileEvents> {
   async refresh(): Promise<void> {
     clearTimeout(this.#timer);
     const now = this.options.now ?? Date.now;
+    let retryInMs: number | undefined;
     try {
       const credentials = await this.options.provider({ forceRefresh: false });
       const fresh =
@@ -101,20 +123,37 @@ export class KvssinkCredentialFile extends TypedEmitter<CredentialFileEvents> {
         { expiration: fresh.expiration?.toISOString() ?? 'none', temporary: !!fresh.sessionToken },
         'kvssink credentials written',
       );
+      this.#failures.succeeded();
+      this.#lastError = undefined;
       this.safeEmit('refreshed', { expiration: fresh.expiration });
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      this.options.logger.error({ err: errorMessage(error) }, 'could not refresh kvssink credentials');
+      this.#lastError = error;
+      retryInMs = this.#failures.failed(error) ?? MIN_REFRESH_INTERVAL_MS;
+      this.options.logger.error(
+        {
+          err: errorMessage(error),
+          attempt: this.#failures.attempts,
+          retryInMs,
+          expiration: this.#lastExpiration?.toISOString(),
+        },
+        'could not refresh kvssink credentials',
+      );
       this.safeEmit('refresh-failed', error);
       // Before the first write there is nothing for kvssink to fall back on: fail loudly.
       if (!this.#written) throw error;
     } finally {
-      this.#schedule(now());
+      this.#schedule(now(), retryInMs);
     }
   }
 
-  #schedule(nowMs: number): void {
+  #schedule(nowMs: number, retryInMs?: number): void {
     if (this.#closed) return;
+    if (retryInMs !== undefined) {
+      this.#timer = setTimeout(() => void this.refresh(), retryInMs);
+      this.#timer.unref();
+      return;
+    }
     let delay = MAX_REFRESH_INTERVAL_MS;
     if (this.#lastExpiration) {
       const untilRefresh = this.#lastExpiration.getTime() - REFRESH_BEFORE_EXPIRY_MS - nowMs;

@@ -37,6 +37,8 @@ export interface MuxerStats {
   bytesOut: number;
   queueDepth: number;
   queueDepthMax: number;
+  /** Payload bytes waiting in the queue now. */
+  queueBytes: number;
   /** Frames dropped because the queue was full (until the next video key frame) or after a write error. */
   dropped: number;
   overflows: number;
@@ -62,6 +64,8 @@ export interface MatroskaStreamMuxerOptions {
   output: Writable;
   /** Frames held while the output is slow before dropping starts. Default 600 (≈ 8 s of 30 fps + audio). */
   maxQueuedFrames?: number;
+  /** The same bound in payload bytes (a 1080p call has far bigger frames). Default 32 MiB. */
+  maxQueuedBytes?: number;
   /** Default 5000. */
   stallTimeoutMs?: number;
   logger: Logger;
@@ -98,6 +102,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   readonly #audio: EncodedAudioPacketSource | undefined;
   #state: 'new' | 'running' | 'finishing' | 'finished' | 'failed' = 'new';
   #queue: TimedFrame[] = [];
+  #queuedBytes = 0;
   #pumping: Promise<void> | undefined;
   #finishing: Promise<void> | undefined;
   #dropping = false;
@@ -130,6 +135,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     this.#opts = {
       hasAudio: options.hasAudio,
       maxQueuedFrames: options.maxQueuedFrames ?? 600,
+      maxQueuedBytes: options.maxQueuedBytes ?? 32 * 1024 * 1024,
       stallTimeoutMs: options.stallTimeoutMs ?? 5000,
     };
     this.#outputStream = options.output;
@@ -169,9 +175,12 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       return;
     }
     if (frame.kind === 'audio' && !this.#audio) return;
-    if (this.#dropping || this.#queue.length >= this.#opts.maxQueuedFrames) {
+    const full = () =>
+      this.#queue.length >= this.#opts.maxQueuedFrames ||
+      this.#queuedBytes + frame.data.byteLength > this.#opts.maxQueuedBytes;
+    if (this.#dropping || full()) {
       // A partial GOP would not decode: once we lose a frame we resume only at a key frame.
-      const resumes = frame.kind === 'video' && frame.key && this.#queue.length < this.#opts.maxQueuedFrames;
+      const resumes = frame.kind === 'video' && frame.key && !full();
       if (!resumes) {
         this.#stats.dropped++;
         if (!this.#dropping) {
@@ -188,6 +197,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       this.#dropping = false;
     }
     this.#queue.push(frame);
+    this.#queuedBytes += frame.data.byteLength;
     this.#stats.queueDepthMax = Math.max(this.#stats.queueDepthMax, this.#queue.length);
     this.#pumping ??= this.#pump().finally(() => (this.#pumping = undefined));
   }
@@ -195,6 +205,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   async #pump(): Promise<void> {
     let frame: TimedFrame | undefined;
     while ((frame = this.#queue.shift()) && this.#state !== 'failed') {
+      this.#queuedBytes -= frame.data.byteLength;
       const started = performance.now();
       try {
         if (frame.kind === 'video') await this.#addVideo(frame);
@@ -338,6 +349,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     this.#state = 'failed';
     this.#stats.dropped += this.#queue.length;
     this.#queue = [];
+    this.#queuedBytes = 0;
     clearInterval(this.#watchdog);
     this.#log.error({ err: err.message }, 'muxer output failed');
     this.safeEmit('failed', err);
@@ -393,6 +405,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       bytesOut: s.bytesOut,
       queueDepth: this.#queue.length,
       queueDepthMax: s.queueDepthMax,
+      queueBytes: this.#queuedBytes,
       dropped: s.dropped,
       overflows: s.overflows,
       stalls: s.stalls,

@@ -1,120 +1,159 @@
-import type { WireFrame } from '../bridge/wire.js';
+import type { TrackKind } from '../bridge/wire.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SinkSpec } from '../sink/pipeline.js';
+import type { TimedFrame } from '../media/timeline.js';
+import { RetryStreak, type RetryPolicy } from '../policy/backoff.js';
+import type { Sink } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { RecordingPipeline } from './recordingPipeline.js';
 import type { RecordingSummary } from './recordingStats.js';
-import type { RestartPolicy } from './restartPolicy.js';
+
+/** A pause in a track longer than this is a gap (reported, never hidden). */
+const GAP_THRESHOLD_MS: Record<TrackKind, number> = { video: 1_000, audio: 1_000 };
 
 export interface RecorderOptions {
-  /** The sink of the next run: a new file path per segment, or the same kvssink stream. */
-  sinkForRun: () => SinkSpec;
-  /** Start a new run at the first key frame after this long (file segments). */
-  segmentMs?: number;
-  /**
-   * Start a new run at a key frame whose resolution differs from the run's first one. kvssink takes a
-   * track's codec private data only once per session, so a new session is the way to give KVS (HLS,
-   * GetClip) the right SPS for each resolution.
-   */
-  renewOnResolutionChange?: boolean;
-  /** A new run starts gst only after the previous one finished (one PutMedia session per stream). */
-  sequentialRuns?: boolean;
+  sink: Sink;
   gstLaunchPath: string;
-  gstEnv?: Record<string, string>;
-  readyTimeoutMs?: number;
-  onGstLine?: (line: string) => void;
-  restartPolicy: RestartPolicy;
+  restartPolicy: RetryPolicy;
   logger: Logger;
+  stallTimeoutMs?: number;
 }
 
 export interface RecorderEvents extends Record<string, unknown[]> {
-  /** Ask the page for a key frame: a run is waiting to start. */
+  /** Ask the page for a key frame: a run is waiting to start, or frames were dropped. */
   'keyframe-needed': [];
   /** Runs keep failing beyond the restart policy. */
   fatal: [Error];
+  /** A run failed and another will be started (child restart, for metrics). */
+  restart: [{ attempt: number; delayMs: number; error: Error }];
+  /** A track paused longer than the gap threshold; reported when it resumes. */
+  gap: [{ kind: TrackKind; seconds: number }];
+}
+
+export interface RecorderStatus {
+  /** Wall clock of the last frame handed to a running run, or null. */
+  lastWrittenAtMs: number | null;
+  state: 'waiting-for-key-frame' | 'starting' | 'running' | 'restarting' | 'stopped';
+  runs: number;
+  restarts: number;
+  /** Frames dropped because no run could take them (between a failure and the next run). */
+  droppedWithoutRun: number;
 }
 
 /**
- * Keeps a recording going as a sequence of runs (RecordingPipeline): starts the next run at a key frame
- * when a segment is full or the resolution changed, and after a failure by the restart policy.
+ * Keeps a recording going as a sequence of runs (RecordingPipeline). The sink decides where runs end (segments,
+ * renewals) and how they are sequenced; the restart policy decides when a failed run is followed by another.
+ * Every run starts at a video key frame.
  */
 export class Recorder extends TypedEmitter<RecorderEvents> {
   readonly #options: RecorderOptions;
+  readonly #sink: Sink;
   readonly #log: Logger;
+  readonly #failures: RetryStreak;
   #current: RecordingPipeline | undefined;
-  /** The current run's first key frame: receive time and size. */
-  #runStart: { receiveTimeMs: number; size: string } | undefined;
   #previousClose: Promise<unknown> | undefined;
-  /** The last started run's start lag (see RecordingPipelineOptions.minStartLagMs). */
-  #lastStartLagMs: number | undefined;
   readonly #closing: Promise<RecordingSummary>[] = [];
-  #failures = { attempt: 0, since: 0 };
   #restartTimer: NodeJS.Timeout | undefined;
+  /** After a failure: no run until the restart delay passed and the sink is prepared again. */
+  #restarting = false;
   #stopped = false;
+  readonly #lastFrameMs: Record<TrackKind, number | null> = { video: null, audio: null };
+  readonly #status: RecorderStatus = {
+    lastWrittenAtMs: null,
+    state: 'waiting-for-key-frame',
+    runs: 0,
+    restarts: 0,
+    droppedWithoutRun: 0,
+  };
 
   constructor(options: RecorderOptions) {
     super();
     this.#options = options;
+    this.#sink = options.sink;
     this.#log = options.logger;
-    this.#startRun();
+    this.#failures = new RetryStreak(options.restartPolicy);
+    this.#sink.on('run-failed', (err) => {
+      if (this.#current) this.#onFailed(this.#current, err);
+    });
   }
 
-  push(frame: WireFrame): void {
-    if (this.#stopped || !this.#current) return;
-    const h = frame.header;
-    if (h.kind === 'video' && h.key && h.codec === 'h264') {
-      const size = `${h.width}x${h.height}`;
-      if (!this.#runStart) {
-        this.#runStart = { receiveTimeMs: h.receiveTimeMs, size };
-      } else if (this.#shouldRenew(h.receiveTimeMs, size)) {
-        this.#log.info({ previous: this.#runStart.size, size }, 'starting the next run at this key frame');
-        this.#endRun(this.#current);
-        // This key frame starts the new run: asking for another now would make its first fragment a few
-        // frames long, possibly without audio (KVS refuses that fragment: 4011).
-        this.#startRun(false);
-        this.#runStart = { receiveTimeMs: h.receiveTimeMs, size };
-      }
+  status(): RecorderStatus {
+    return { ...this.#status, state: this.#stateNow() };
+  }
+
+  #stateNow(): RecorderStatus['state'] {
+    if (this.#stopped) return 'stopped';
+    if (this.#restarting) return 'restarting';
+    const run = this.#current;
+    if (!run || !run.run) return 'waiting-for-key-frame';
+    return run.state === 'running' ? 'running' : 'starting';
+  }
+
+  /** The current run's gst pid, if it has one (tests, diagnostics). */
+  gstPids(): number[] {
+    const pid = this.#current?.gstPid;
+    return pid === undefined ? [] : [pid];
+  }
+
+  push(frame: TimedFrame): void {
+    if (this.#stopped) return;
+    if (this.#restarting) {
+      this.#status.droppedWithoutRun++;
+      return;
     }
-    this.#current?.push(frame);
+    if (frame.kind === 'video' && frame.key) {
+      const run = this.#current?.run;
+      const reason = run ? this.#sink.renewalReason(run, frame) : null;
+      if (reason) {
+        this.#log.info({ reason }, 'starting the next run at this key frame');
+        this.#endRun(this.#current!);
+        this.#current = undefined;
+      }
+      // This key frame starts the new run: asking for another now would make its first fragment a few
+      // frames long, possibly without audio (KVS refuses that fragment: 4011).
+      this.#current ??= this.#newRun();
+    }
+    const run = this.#current;
+    if (!run) {
+      this.#status.droppedWithoutRun++;
+      return;
+    }
+    run.push(frame);
+    this.#noteWritten(frame, run);
   }
 
-  #shouldRenew(receiveTimeMs: number, size: string): boolean {
-    const start = this.#runStart!;
-    const { segmentMs, renewOnResolutionChange } = this.#options;
-    if (segmentMs !== undefined && receiveTimeMs - start.receiveTimeMs >= segmentMs) return true;
-    // Delta frames report 0x0; only a key frame with a known, different size counts.
-    return !!renewOnResolutionChange && size !== '0x0' && start.size !== '0x0' && size !== start.size;
+  #noteWritten(frame: TimedFrame, run: RecordingPipeline): void {
+    if (!run.run) return;
+    const last = this.#lastFrameMs[frame.kind];
+    if (last !== null && frame.wallClockMs - last > GAP_THRESHOLD_MS[frame.kind]) {
+      const seconds = (frame.wallClockMs - last) / 1000;
+      this.#log.warn({ kind: frame.kind, seconds }, 'gap in the recording');
+      this.safeEmit('gap', { kind: frame.kind, seconds });
+    }
+    this.#lastFrameMs[frame.kind] = frame.wallClockMs;
+    if (run.state === 'running') this.#status.lastWrittenAtMs = Date.now();
   }
 
-  #startRun(needsKeyFrame = true): void {
+  #newRun(): RecordingPipeline {
+    const sink = this.#sink;
     const run = new RecordingPipeline({
-      sink: this.#options.sinkForRun(),
+      plan: sink.nextRun(),
       gstLaunchPath: this.#options.gstLaunchPath,
       logger: this.#log,
-      ...(this.#options.gstEnv ? { gstEnv: this.#options.gstEnv } : {}),
-      ...(this.#options.readyTimeoutMs ? { readyTimeoutMs: this.#options.readyTimeoutMs } : {}),
-      ...(this.#options.onGstLine ? { onGstLine: this.#options.onGstLine } : {}),
-      ...(this.#options.sequentialRuns && this.#previousClose ? { startAfter: this.#previousClose } : {}),
-      // +10 ms covers jitter inside gst; consecutive frames are ≥ 20 ms apart anyway.
-      ...(this.#options.sequentialRuns && this.#lastStartLagMs !== undefined
-        ? { minStartLagMs: this.#lastStartLagMs + 10 }
-        : {}),
+      closeTimeoutMs: sink.closeTimeoutMs,
+      ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
+      ...(sink.sequentialRuns && this.#previousClose ? { startAfter: this.#previousClose } : {}),
     });
-    this.#current = run;
-    this.#runStart = undefined;
+    this.#status.runs++;
     run.on('keyframe-needed', () => this.safeEmit('keyframe-needed'));
     run.on('failed', (err) => this.#onFailed(run, err));
     // A run that got going ends the failure streak.
-    run.on('recording', () => {
-      this.#failures = { attempt: 0, since: 0 };
-      this.#lastStartLagMs = run.startLagMs;
-    });
-    if (needsKeyFrame) this.safeEmit('keyframe-needed');
+    run.on('recording', () => this.#failures.succeeded());
+    return run;
   }
 
-  #endRun(run: RecordingPipeline): void {
-    const closing = run.close();
+  #endRun(run: RecordingPipeline, deadlineAtMs?: number): void {
+    const closing = run.close(deadlineAtMs);
     this.#closing.push(closing);
     this.#previousClose = closing;
     void closing.then(
@@ -127,29 +166,46 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     if (this.#current !== run || this.#stopped) return;
     this.#current = undefined;
     this.#endRun(run);
-    const now = Date.now();
-    if (this.#failures.attempt === 0) this.#failures.since = now;
-    this.#failures.attempt++;
-    const delay = this.#options.restartPolicy.nextRetryDelayMs({
-      attempt: this.#failures.attempt,
-      elapsedMs: now - this.#failures.since,
-      error: err,
-    });
+    this.#scheduleRestart(err);
+  }
+
+  #scheduleRestart(err: Error): void {
+    const delay = this.#failures.failed(err);
     if (delay === null) {
+      this.#log.error(
+        { attempts: this.#failures.attempts, err: errorMessage(err) },
+        'recording keeps failing',
+      );
       this.safeEmit('fatal', err);
       return;
     }
-    this.#log.warn({ delayMs: delay, attempt: this.#failures.attempt }, 'restarting the recording');
+    this.#restarting = true;
+    this.#status.restarts++;
+    this.#log.warn({ delayMs: delay, attempt: this.#failures.attempts }, 'restarting the recording');
+    this.safeEmit('restart', { attempt: this.#failures.attempts, delayMs: delay, error: err });
     this.#restartTimer = setTimeout(() => {
-      if (!this.#stopped) this.#startRun(true);
+      if (this.#stopped) return;
+      // The sink may have lost what it needs (a deleted stream): prepare it again before the next run.
+      this.#sink.prepare().then(
+        () => {
+          if (this.#stopped) return;
+          this.#restarting = false;
+          this.safeEmit('keyframe-needed');
+        },
+        (e: unknown) => {
+          this.#log.warn({ err: errorMessage(e) }, 'sink not ready for the next run');
+          this.#scheduleRestart(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
     }, delay);
   }
 
-  /** Ends the current run gracefully and waits for every run still closing. */
+  /** Ends the current run gracefully and waits for every run still closing (each bounded by its close time). */
   async stop(): Promise<RecordingSummary[]> {
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
-    if (this.#current) this.#endRun(this.#current);
+    // One deadline for everything still closing, so sequential runs cannot add up beyond the stop budget.
+    if (this.#current) this.#endRun(this.#current, Date.now() + this.#sink.closeTimeoutMs);
     this.#current = undefined;
     const results = await Promise.allSettled(this.#closing);
     return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

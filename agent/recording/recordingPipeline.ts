@@ -1,67 +1,62 @@
-import type { WireFrame } from '../bridge/wire.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MatroskaStreamMuxer } from '../media/muxer.js';
-import { MediaTimeline, type TimedFrame } from '../media/timeline.js';
+import type { TimedFrame } from '../media/timeline.js';
 import { GstProcess } from '../sink/gstProcess.js';
-import { buildPipelineArgs, type SinkSpec } from '../sink/pipeline.js';
+import { buildPipelineArgs } from '../sink/pipeline.js';
+import { frameSize, type RunInfo, type RunPlan } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { RecordingStats, type RecordingSummary } from './recordingStats.js';
 
-/** How long to wait for a first audio frame after the first key frame before recording video only. */
-const AUDIO_GRACE_MS = 1000;
-/** Frames held while GStreamer starts (≈ 12 s at 30 fps + 50 audio packets/s). */
-const MAX_PENDING_FRAMES = 1000;
+/**
+ * Frames held while GStreamer starts or the previous kvssink session finishes. Bounded in count and bytes;
+ * beyond either, frames are dropped (counted) until the next key frame. 60 s of a 720p call fits.
+ */
+const MAX_PENDING_FRAMES = 6_000;
+const MAX_PENDING_BYTES = 48 * 1024 * 1024;
 
 export interface PipelineEvents extends Record<string, unknown[]> {
   /** The run cannot go on (gst died, the pipe stalled); the owner decides what comes next. */
   failed: [Error];
-  /** A key frame would help (frames were dropped). */
+  /** Frames were dropped: a key frame would let recording resume sooner. */
   'keyframe-needed': [];
   /** gst is up and frames flow. */
   recording: [];
 }
 
 export interface RecordingPipelineOptions {
-  sink: SinkSpec;
+  plan: RunPlan;
   gstLaunchPath: string;
   logger: Logger;
-  /** Extra environment for gst (kvssink: region, endpoint). */
-  gstEnv?: Record<string, string>;
-  /** kvssink connects to KVS before prerolling: it needs longer than a file. */
-  readyTimeoutMs?: number;
-  /** Every gst output line (kvssink error parsing). */
-  onGstLine?: (line: string) => void;
   /** gst starts only after this settles (the previous kvssink session must end first). */
   startAfter?: Promise<unknown>;
-  /**
-   * Hold the first frame until it is at least this old (ms since it was received). kvssink stamps a session's
-   * frames from the wall clock at its first frame, so a session that starts with less delay than the one
-   * before would overlap it in time; matching the previous session's delay keeps KVS timestamps increasing.
-   */
-  minStartLagMs?: number;
   stallTimeoutMs?: number;
+  /** The graceful part of close() (EOS, last fragment acknowledged) before gst is killed. */
+  closeTimeoutMs: number;
 }
 
 /**
- * One recording run: timeline → muxer → GStreamer, one file or one kvssink session. Waits for the first
- * video key frame, decides whether there is audio, starts gst, then streams. It never restarts itself: a
- * failure ends the run with `failed`, and the Recorder decides what comes next.
+ * One recording run: TimedFrames → muxer → GStreamer, one file or one kvssink session. The first frame pushed
+ * must be a video key frame (the Recorder guarantees it). Both tracks are always declared: audio that never
+ * comes, or comes late, is covered by silence, so every file and fragment has both tracks. It never restarts
+ * itself: a failure ends the run with `failed`, and the Recorder decides what comes next.
  */
 export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   readonly #options: RecordingPipelineOptions;
   readonly #log: Logger;
-  readonly #timeline = new MediaTimeline();
   readonly stats = new RecordingStats();
   #state: 'waiting' | 'starting' | 'running' | 'closing' | 'closed' = 'waiting';
   #pending: TimedFrame[] = [];
-  #sawAudio = false;
-  #firstKeyAtMs: number | null = null;
+  #pendingBytes = 0;
+  #droppingPending = false;
+  #run: RunInfo | undefined;
   #gst: GstProcess | undefined;
   #muxer: MatroskaStreamMuxer | undefined;
   #closing: Promise<RecordingSummary> | undefined;
-  /** How old the first frame was when it went to gst (ms); set when the run starts recording. */
-  startLagMs: number | undefined;
+  #starting: Promise<void> | undefined;
+  #failed = false;
+  /** Frames this run could not keep (pending overflow, before its first key frame, before its start). */
+  droppedFrames = 0;
 
   constructor(options: RecordingPipelineOptions) {
     super();
@@ -73,48 +68,79 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     return this.#state;
   }
 
-  push(frame: WireFrame): void {
+  get gstPid(): number | undefined {
+    return this.#gst?.pid;
+  }
+
+  get run(): RunInfo | undefined {
+    return this.#run;
+  }
+
+  push(frame: TimedFrame): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    const timed = this.#timeline.push(frame);
-    if (!timed) return;
-    const now = Date.now();
+    if (!this.#run) {
+      if (!(frame.kind === 'video' && frame.key)) {
+        this.droppedFrames++;
+        return;
+      }
+      this.#run = { first: frame, size: frameSize(frame) };
+    }
     if (this.#state === 'running') {
-      this.#write(timed, now);
+      this.#write(frame, Date.now());
       return;
     }
-    if (this.#pending.length >= MAX_PENDING_FRAMES) {
-      this.#fail(new Error(`GStreamer did not start while ${MAX_PENDING_FRAMES} frames were waiting`));
-      return;
-    }
-    this.#pending.push(timed);
-    if (timed.kind === 'audio') this.#sawAudio = true;
-    this.#firstKeyAtMs ??= now;
-    if (this.#state === 'waiting' && (this.#sawAudio || now - this.#firstKeyAtMs >= AUDIO_GRACE_MS)) {
+    this.#hold(frame);
+    if (this.#state === 'waiting') {
       this.#state = 'starting';
-      this.#start(this.#sawAudio).catch((err: unknown) => this.#fail(err));
+      this.#starting = this.#start().catch((err: unknown) => this.#fail(err));
     }
   }
 
-  async #start(hasAudio: boolean): Promise<void> {
+  #hold(frame: TimedFrame): void {
+    const full =
+      this.#pending.length >= MAX_PENDING_FRAMES ||
+      this.#pendingBytes + frame.data.byteLength > MAX_PENDING_BYTES;
+    if (this.#droppingPending || full) {
+      const resumes = frame.kind === 'video' && frame.key && !full;
+      if (!resumes) {
+        if (!this.#droppingPending) {
+          this.#log.warn(
+            { pending: this.#pending.length, bytes: this.#pendingBytes },
+            'GStreamer is not taking frames yet and the hold buffer is full: dropping until a key frame',
+          );
+          this.safeEmit('keyframe-needed');
+        }
+        this.#droppingPending = true;
+        this.droppedFrames++;
+        return;
+      }
+      this.#droppingPending = false;
+    }
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.data.byteLength;
+  }
+
+  async #start(): Promise<void> {
     if (this.#options.startAfter) await this.#options.startAfter.catch(() => undefined);
-    if (this.#state !== 'starting') return;
-    const sink = this.#options.sink;
-    const args = buildPipelineArgs(sink, { hasAudio });
-    this.#log.info({ hasAudio, sink: sink.kind, args: args.join(' ') }, 'starting GStreamer');
+    // A run closed before it started still records what it holds: close() waits for this.
+    if (this.#failed) return;
+    const { plan } = this.#options;
+    const args = buildPipelineArgs(plan.spec, { hasAudio: true });
+    this.#log.info({ sink: plan.spec.kind, args: args.join(' ') }, 'starting GStreamer');
     const gst = new GstProcess({
       args,
       gstLaunchPath: this.#options.gstLaunchPath,
       logger: this.#log.child({ child: 'gst' }),
-      ...(this.#options.gstEnv ? { env: this.#options.gstEnv } : {}),
-      ...(this.#options.readyTimeoutMs ? { readyTimeoutMs: this.#options.readyTimeoutMs } : {}),
-      ...(this.#options.onGstLine ? { onLine: this.#options.onGstLine } : {}),
+      readyTimeoutMs: plan.readyTimeoutMs,
+      ...(plan.gstEnv ? { env: plan.gstEnv } : {}),
+      ...(plan.onGstLine ? { onLine: plan.onGstLine } : {}),
     });
     this.#gst = gst;
     gst.on('died', (err) => this.#fail(err));
     await gst.start();
-    if (this.#state !== 'starting') return;
+    if (this.#failed) return;
     const muxer = new MatroskaStreamMuxer({
-      hasAudio,
+      hasAudio: true,
       output: gst.stdin,
       logger: this.#log.child({ component: 'muxer' }),
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
@@ -129,67 +155,106 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       this.safeEmit('keyframe-needed');
     });
     await muxer.start();
-    const firstReceived = this.#pending[0]?.receiveTimeMs ?? Date.now();
-    if (this.#options.minStartLagMs !== undefined) {
-      const wait = this.#options.minStartLagMs - (Date.now() - firstReceived);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      if (this.#state !== 'starting') return;
-    }
+    if (this.#failed) return;
     this.stats.startedAt = new Date();
-    this.#state = 'running';
+    if (this.#state === 'starting') this.#state = 'running';
     const now = Date.now();
-    this.startLagMs = now - firstReceived;
-    for (const frame of this.#pending) {
-      if (frame.kind === 'audio' && !hasAudio) continue;
-      this.#write(frame, now);
-    }
+    for (const frame of this.#pending) this.#write(frame, now);
     this.#pending = [];
+    this.#pendingBytes = 0;
     this.safeEmit('recording');
-    this.#log.info(
-      { hasAudio, sink: sink.kind, ...(sink.kind === 'file' ? { path: sink.path } : {}) },
-      'recording',
-    );
+    const spec = plan.spec;
+    this.#log.info({ sink: spec.kind, ...(spec.kind === 'file' ? { path: spec.path } : {}) }, 'recording');
   }
 
   #write(frame: TimedFrame, now: number): void {
-    if (!this.#muxer) return;
+    const muxer = this.#muxer;
+    const run = this.#run;
+    if (!muxer || !run) return;
+    const timestampUs = this.#options.plan.timestampUs(frame, run);
+    // Audio captured just before the run's first key frame has nowhere to go in this run.
+    if (timestampUs < 0) {
+      this.droppedFrames++;
+      return;
+    }
     this.stats.record(frame, now);
-    this.#muxer.write(frame);
+    muxer.write(timestampUs === frame.timestampUs ? frame : { ...frame, timestampUs });
   }
 
   #fail(err: unknown): void {
-    if (this.#state === 'closing' || this.#state === 'closed') return;
+    if (this.#failed || this.#state === 'closed') return;
+    this.#failed = true;
+    if (this.#state === 'closing') {
+      this.#log.warn({ err: errorMessage(err) }, 'recording run failed while closing');
+      return;
+    }
     const error = err instanceof Error ? err : new Error(String(err));
     this.#log.error({ err: errorMessage(error) }, 'recording run failed');
     this.safeEmit('failed', error);
   }
 
-  /** Graceful end: flush the muxer, EOS through gst so the file or session is finished, wait for gst to exit. */
-  close(): Promise<RecordingSummary> {
-    this.#closing ??= this.#doClose();
+  /**
+   * Graceful end within `closeTimeoutMs`: flush the muxer and EOS through gst so the file or session is
+   * finished, wait for gst to exit. A gst that does not take its input (hung) is killed when the time is up,
+   * so close() always settles. Idempotent.
+   */
+  close(deadlineAtMs = Date.now() + this.#options.closeTimeoutMs): Promise<RecordingSummary> {
+    this.#closing ??= this.#doClose(deadlineAtMs);
     return this.#closing;
   }
 
-  async #doClose(): Promise<RecordingSummary> {
+  async #doClose(deadline: number): Promise<RecordingSummary> {
     this.#state = 'closing';
-    try {
-      if (this.#muxer) await this.#muxer.finish();
-    } catch (err) {
-      this.#log.warn({ err: errorMessage(err) }, 'muxer did not finish cleanly');
+    if (this.#starting) {
+      // Not started yet (gst coming up, or the previous kvssink session still finishing): start it, write
+      // what it holds, then finish — within the close time.
+      const started = await Promise.race([
+        this.#starting.then(() => true),
+        delay(Math.max(0, deadline - Date.now())).then(() => false),
+      ]);
+      if (!started) this.#fail(new Error('the run did not start within its close time'));
+    }
+    this.droppedFrames += this.#pending.length;
+    this.#pending = [];
+    if (this.#muxer) {
+      const finished = this.#muxer.finish().then(
+        () => true,
+        (err: unknown) => {
+          this.#log.warn({ err: errorMessage(err) }, 'muxer did not finish cleanly');
+          return true;
+        },
+      );
+      const inTime = await Promise.race([
+        finished,
+        delay(Math.max(0, deadline - Date.now())).then(() => false),
+      ]);
+      if (!inTime) {
+        this.#log.error(
+          { pid: this.#gst?.pid, closeTimeoutMs: this.#options.closeTimeoutMs },
+          'GStreamer did not take the rest of its input in time (hung?): killing it',
+        );
+        this.#gst?.kill();
+      }
     }
     if (this.#gst) {
       // kvssink waits for the last fragment's PERSISTED ack (stop-stream-timeout) before it exits.
       const exit = await this.#gst.close({
-        timeoutMs: this.#options.sink.kind === 'kvssink' ? 25_000 : 10_000,
+        timeoutMs: Math.max(0, deadline - Date.now()),
+        escalationStepMs: 500,
       });
       this.#log.info({ ...exit }, 'GStreamer finished');
     }
     this.#state = 'closed';
-    const sink = this.#options.sink;
+    const spec = this.#options.plan.spec;
+    const summary = this.stats.summary(spec.kind === 'file' && this.#muxer ? [spec.path] : []);
     return {
-      ...this.stats.summary(sink.kind === 'file' && this.#muxer ? [sink.path] : []),
-      timeline: this.#timeline.stats(),
+      ...summary,
+      droppedFrames: this.droppedFrames,
       ...(this.#muxer ? { muxer: this.#muxer.stats() } : {}),
     };
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

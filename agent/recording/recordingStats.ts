@@ -24,6 +24,8 @@ export interface RecordingSummary {
   timeline?: TimelineStats;
   /** Queue, drops, stalls and mediabunny add() latency (muxer → gst stdin). */
   muxer?: MuxerStats;
+  /** Frames this run could not keep (hold buffer full while gst started, audio before the run's start). */
+  droppedFrames?: number;
 }
 
 /** What one recording run saw, for the closing report and the demo. Cheap per frame: counters only. */

@@ -10,7 +10,7 @@ import type { RunInfo, RunPlan, Sink, SinkEvents, SinkHealth } from './sink.js';
  */
 export class FileSink extends TypedEmitter<SinkEvents> implements Sink {
   readonly kind = 'file' as const;
-  readonly sequentialRuns = false;
+  readonly sequentialRuns: boolean = false;
   readonly closeTimeoutMs: number;
   readonly #outputDir: string;
   readonly #stream: string;

@@ -32,7 +32,8 @@ export interface GstProcessEvents extends Record<string, unknown[]> {
 const READY_LINE = /^Pipeline is (PREROLLING|PREROLLED|live)/;
 // Any of these before readiness means the pipeline will not run.
 const FATAL_LINE = /^(ERROR: |WARNING: erroneous pipeline)/;
-const ESCALATION_STEP_MS = 3000;
+/** Per escalation step (SIGINT, SIGTERM, SIGKILL) when gst does not finish after stdin EOF. */
+const ESCALATION_STEP_MS = 1000;
 
 /** The variables gst needs from our environment: where to find binaries, plugins and its registry. */
 function childEnv(extra: Record<string, string> | undefined): Record<string, string> {
@@ -106,12 +107,15 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
       };
       const timer = setTimeout(() => {
         fail(`GStreamer did not become ready within ${timeoutMs} ms`);
-        this.#child?.kill('SIGKILL');
+        this.#signal('SIGKILL');
       }, timeoutMs);
 
+      // Its own process group: a Ctrl-C in the terminal reaches the agent only, which ends gst in its own
+      // teardown order (EOS first); signals from us go to the whole group.
       const child = spawn(path, ['-e', ...this.#options.args], {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: childEnv(this.#options.env),
+        detached: true,
       });
       this.#child = child;
       this.#log.info({ pid: child.pid, path }, 'GStreamer spawned');
@@ -129,7 +133,7 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
             resolve();
           } else if (FATAL_LINE.test(line)) {
             fail(`GStreamer failed to start: ${line}`);
-            child.kill('SIGKILL');
+            this.#signal('SIGKILL');
           }
         });
       child.stdout.on('data', onLine('stdout'));
@@ -156,28 +160,49 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
 
   /**
    * Graceful end: close stdin so fdsrc sends EOS and the muxer finishes the file, then wait for exit.
-   * Escalates to SIGINT (gst-launch -e turns it into EOS too), SIGTERM, SIGKILL. Idempotent.
+   * Escalates to SIGINT (gst-launch -e turns it into EOS too), SIGTERM, SIGKILL, sent to gst's process group.
+   * Idempotent. `timeoutMs` is the EOS wait; the whole close takes at most timeoutMs + 3 steps.
    */
-  close(options: { timeoutMs?: number } = {}): Promise<GstExit> {
-    this.#closing ??= this.#doClose(options.timeoutMs ?? 10_000);
+  close(options: { timeoutMs?: number; escalationStepMs?: number } = {}): Promise<GstExit> {
+    this.#closing ??= this.#doClose(
+      options.timeoutMs ?? 10_000,
+      options.escalationStepMs ?? ESCALATION_STEP_MS,
+    );
     return this.#closing;
   }
 
-  async #doClose(timeoutMs: number): Promise<GstExit> {
+  /** Ends gst at once (SIGKILL to its group), e.g. when it hung. */
+  kill(): void {
+    this.#signal('SIGKILL');
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    const child = this.#child;
+    if (!child?.pid || this.#exit) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // The group is gone already (or never formed): fall back to the child itself.
+      child.kill(signal);
+    }
+  }
+
+  async #doClose(timeoutMs: number, stepMs: number): Promise<GstExit> {
     const child = this.#child;
     if (!child) return { exitCode: null, signal: null };
     if (this.#exit) return this.#exit;
+    // A hung gst may never take what is queued on stdin: end() without waiting for a drain.
     child.stdin?.end();
     const steps: [NodeJS.Signals | null, number][] = [
       [null, timeoutMs],
-      ['SIGINT', ESCALATION_STEP_MS],
-      ['SIGTERM', ESCALATION_STEP_MS],
-      ['SIGKILL', ESCALATION_STEP_MS],
+      ['SIGINT', stepMs],
+      ['SIGTERM', stepMs],
+      ['SIGKILL', stepMs],
     ];
     for (const [signal, waitMs] of steps) {
       if (signal) {
         this.#log.warn({ pid: child.pid, signal }, 'GStreamer did not finish in time: escalating');
-        child.kill(signal);
+        this.#signal(signal);
       }
       const exit = await this.#waitExit(waitMs);
       if (exit) return exit;

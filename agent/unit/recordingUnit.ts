@@ -111,7 +111,10 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
       endpoint: options.endpoint,
       credentials: options.credentials,
     });
-    this.#bridge = new BridgeServer({ webRoot: options.webRoot, logger: this.#log.child({ component: 'bridge' }) });
+    this.#bridge = new BridgeServer({
+      webRoot: options.webRoot,
+      logger: this.#log.child({ component: 'bridge' }),
+    });
     this.#timeline = new MediaTimeline({
       onGap: ({ kind, lost }) => {
         this.#log.warn({ kind, lost }, 'frames lost before the agent: holding video until a key frame');
@@ -255,7 +258,10 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         this.safeEmit('escalate', { action, reason: `no media for ${stalledS} s while connected` });
         return;
       case 'page-hung':
-        this.#log.error({ sinceHeartbeatMs: Date.now() - (this.#lastHeartbeatMs ?? 0) }, 'viewer page stopped its heartbeat');
+        this.#log.error(
+          { sinceHeartbeatMs: Date.now() - (this.#lastHeartbeatMs ?? 0) },
+          'viewer page stopped its heartbeat',
+        );
         this.safeEmit('escalate', { action: 'reload-page', reason: 'page heartbeat stopped' });
         return;
     }
@@ -272,9 +278,14 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         this.#rediscovery.succeeded();
         this.#channelProblem = undefined;
         this.#signalingDownSince = null;
-        const changed = channel.channelARN !== this.#channel?.channelARN || channel.wssEndpoint !== this.#channel?.wssEndpoint;
+        const changed =
+          channel.channelARN !== this.#channel?.channelARN ||
+          channel.wssEndpoint !== this.#channel?.wssEndpoint;
         if (!changed) return;
-        this.#log.warn({ previous: this.#channel?.channelARN, channelARN: channel.channelARN }, 'the channel changed: reconnecting');
+        this.#log.warn(
+          { previous: this.#channel?.channelARN, channelARN: channel.channelARN },
+          'the channel changed: reconnecting',
+        );
         this.#channel = channel;
         this.#presigner = this.#newPresigner(channel);
         this.#o.observer?.reconnect('channel_changed');
@@ -327,7 +338,10 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         const key = `${msg.signaling}/${msg.peer}/${msg.ice}/${msg.master ?? ''}`;
         if (key !== this.#lastStateKey) {
           this.#lastStateKey = key;
-          page.info({ signaling: msg.signaling, peer: msg.peer, ice: msg.ice, master: msg.master }, 'viewer state');
+          page.info(
+            { signaling: msg.signaling, peer: msg.peer, ice: msg.ice, master: msg.master },
+            'viewer state',
+          );
         }
         return;
       }
@@ -403,8 +417,12 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     if (this.#channelProblem) reasons.push(`channel: ${this.#channelProblem}`);
     if (!checks.page) reasons.push('viewer page not up');
     if (!checks.signaling) reasons.push('signaling not open');
-    if (!checks.peer) reasons.push(this.#state.master === 'waiting' ? 'master not answering' : `peer ${this.#state.peer}`);
-    if (!checks.media) reasons.push(`no media written in the last ${MEDIA_FRESH_MS / 1000} s (${status?.state ?? 'no recorder'})`);
+    if (!checks.peer)
+      reasons.push(this.#state.master === 'waiting' ? 'master not answering' : `peer ${this.#state.peer}`);
+    if (!checks.media)
+      reasons.push(
+        `no media written in the last ${MEDIA_FRESH_MS / 1000} s (${status?.state ?? 'no recorder'})`,
+      );
     reasons.push(...sink.reasons);
     return { channel: this.#o.channel, ready: reasons.length === 0, checks, reasons };
   }
@@ -418,7 +436,9 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#bridge.stopAcceptingFrames();
     this.#sendControl({ type: 'stop' });
     this.#summaries = (await this.#recorder?.stop()) ?? [];
-    await this.#o.sink.close().catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'sink did not close'));
+    await this.#o.sink
+      .close()
+      .catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'sink did not close'));
     return this.#summaries;
   }
 
