@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import type { PipeStallInfo } from '../../../agent/media/muxer.js';
+import type { MatroskaStreamMuxer, PipeStallInfo } from '../../../agent/media/muxer.js';
 import { MediaTimeline, type TimedFrame } from '../../../agent/media/timeline.js';
 import { buildPipelineArgs } from '../../../agent/sink/pipeline.js';
 import { decodeErrors, probe, probeFrames } from '../../../scripts/lib/mediaProbe.js';
@@ -37,7 +37,9 @@ test('the live Matroska stream is valid: H.264 + mono Opus (OpusHead), every fra
     expect(info.streams[1]!.channels).toBe(1);
     const videoFrames = await probeFrames(out, 'v');
     expect(videoFrames.length).toBe(frames.filter((f) => f.kind === 'video').length);
-    expect(videoFrames[videoFrames.length - 1]!.ptsTime).toBeGreaterThan(39);
+    // The last frame comes out at the time it went in (the muxer keeps the timeline's timestamps).
+    const lastIn = frames.filter((f) => f.kind === 'video').at(-1)!.timestampUs / 1e6;
+    expect(Math.abs(videoFrames.at(-1)!.ptsTime - lastIn)).toBeLessThan(0.002);
     expect(await decodeErrors(out)).toBe('');
     expect(muxer.stats().framesWritten).toEqual({
       video: frames.filter((f) => f.kind === 'video').length,
@@ -92,7 +94,8 @@ test('a reader that stops (SIGSTOP) makes the queue overflow until a key frame a
       receiveTimeMs: 0,
     });
     expect(muxer.stats().dropped).toBe(s.dropped + 1);
-    // Still one stall per episode.
+    // Still one stall per episode. An observation window (a negative check needs time), not a wait for
+    // something to happen: 1.5 stall timeouts in which the watchdog keeps seeing the pipe stuck.
     await new Promise((r) => setTimeout(r, 1500));
     expect(stalls).toHaveLength(1);
   } finally {
@@ -104,21 +107,57 @@ test('a reader that stops (SIGSTOP) makes the queue overflow until a key frame a
   expect(muxer.stats().queueDepth).toBe(0);
 });
 
-test('a long audio gap is filled with silence so video keeps flowing', async () => {
+/** Muxes frames into a Matroska file through a real pipe and gst (`fdsrc ! filesink`), as the agent does. */
+async function muxToFile(
+  dir: string,
+  frames: TimedFrame[],
+): Promise<{ file: string; stats: ReturnType<MatroskaStreamMuxer['stats']> }> {
+  const file = join(dir, 'out.mkv');
   const { gst, muxer } = await gstWithMuxer(
-    { args: ['fdsrc', 'fd=0', '!', 'fakesink'] },
+    { args: ['fdsrc', 'fd=0', '!', 'filesink', `location=${file}`] },
     { hasAudio: true, maxQueuedFrames: 100_000 },
   );
   await muxer.start();
-  // Audio stops after 2 s (muted sender, lost track) while video goes on for 38 s more.
-  const frames = (await fixtureFrames()).filter((f) => f.kind === 'video' || f.timestampUs < 2_000_000);
   for (const f of frames) muxer.write(f);
-  await expect
-    .poll(() => muxer.stats().framesWritten.video, { timeout: 10_000 })
-    .toBe(frames.filter((f) => f.kind === 'video').length);
-  expect(muxer.stats().silencePacketsInserted).toBeGreaterThan(1500);
   await muxer.finish();
   expect((await gst.close()).exitCode).toBe(0);
+  return { file, stats: muxer.stats() };
+}
+
+/** Largest step between consecutive decoded audio frames, s. */
+function maxStep(times: number[]): number {
+  return times.slice(1).reduce((max, t, i) => Math.max(max, t - times[i]!), 0);
+}
+
+test('a long audio gap is filled with silence so video keeps flowing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mux-gap-'));
+  try {
+    // Audio stops after 2 s (muted sender, lost track) while video goes on to the end of the fixture.
+    const frames = (await fixtureFrames()).filter((f) => f.kind === 'video' || f.timestampUs < 2_000_000);
+    const video = frames.filter((f) => f.kind === 'video');
+    const realAudio = frames.filter((f) => f.kind === 'audio');
+    const { file, stats } = await muxToFile(dir, frames);
+    expect(stats.framesWritten).toEqual({ video: video.length, audio: realAudio.length });
+
+    const info = await probe(file);
+    expect(info.streams.map((x) => x.codec_name)).toEqual(['h264', 'opus']);
+    // Every video frame is in the file, to the end, and everything decodes.
+    const outVideo = await probeFrames(file, 'v');
+    expect(outVideo.length).toBe(video.length);
+    expect(await decodeErrors(file)).toBe('');
+    // The audio track is the real audio, then 20 ms silent packets without a hole, up to within the muxer's
+    // one-second fill threshold of the last video frame.
+    const audio = (await probeFrames(file, 'a')).map((f) => f.ptsTime);
+    expect(audio.length).toBe(realAudio.length + stats.silencePacketsInserted);
+    const lastVideo = video.at(-1)!.timestampUs / 1e6;
+    const realEnd = realAudio.at(-1)!.timestampUs / 1e6 + 0.02;
+    expect(audio.at(-1)!).toBeGreaterThan(lastVideo - 1.05);
+    expect(audio.at(-1)!).toBeLessThanOrEqual(lastVideo);
+    expect(maxStep(audio.filter((t) => t >= realEnd - 0.03))).toBeLessThan(0.021);
+    expect(stats.silencePacketsInserted).toBeGreaterThan(Math.floor((lastVideo - realEnd - 1.05) / 0.02));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('live-paced: 10 s of the fixture in real time into the file pipeline, no stall, add() latency measured', async () => {
@@ -160,17 +199,25 @@ test('live-paced: 10 s of the fixture in real time into the file pipeline, no st
 });
 
 test('audio announced but never arriving: silence from the start keeps video flowing', async () => {
-  const { gst, muxer } = await gstWithMuxer(
-    { args: ['fdsrc', 'fd=0', '!', 'fakesink'] },
-    { hasAudio: true, maxQueuedFrames: 100_000 },
-  );
-  await muxer.start();
-  const video = (await fixtureFrames()).filter((f) => f.kind === 'video');
-  for (const f of video) muxer.write(f);
-  await muxer.finish();
-  expect(muxer.stats().framesWritten.video).toBe(video.length);
-  // 40 s of video, silence up to 1 s behind the last frame.
-  expect(muxer.stats().silencePacketsInserted).toBeGreaterThan(1900);
-  expect(muxer.stats().bytesOut).toBeGreaterThan(3_000_000);
-  expect((await gst.close()).exitCode).toBe(0);
+  const dir = await mkdtemp(join(tmpdir(), 'mux-noaudio-'));
+  try {
+    const video = (await fixtureFrames()).filter((f) => f.kind === 'video');
+    const { file, stats } = await muxToFile(dir, video);
+    expect(stats.framesWritten).toEqual({ video: video.length, audio: 0 });
+    const info = await probe(file);
+    expect(info.streams.map((x) => x.codec_name)).toEqual(['h264', 'opus']);
+    expect(info.streams[1]!.channels).toBe(1);
+    expect((await probeFrames(file, 'v')).length).toBe(video.length);
+    expect(await decodeErrors(file)).toBe('');
+    // The audio track is silence only: from 0, without a hole, to within a second of the last video frame.
+    const audio = (await probeFrames(file, 'a')).map((f) => f.ptsTime);
+    expect(audio.length).toBe(stats.silencePacketsInserted);
+    expect(audio[0]).toBe(0);
+    expect(maxStep(audio)).toBeLessThan(0.021);
+    const lastVideo = video.at(-1)!.timestampUs / 1e6;
+    expect(audio.at(-1)!).toBeGreaterThan(lastVideo - 1.05);
+    expect(audio.at(-1)!).toBeLessThanOrEqual(lastVideo);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -130,13 +130,21 @@ test('SIGKILL of gst mid-recording leaves a segment ffprobe reads with both stre
     await muxer.start();
     const timeline = new MediaTimeline();
     const died = new Promise<ChildProcessError>((resolve) => gst.once('died', resolve));
-    // Feed 20 s of media, let gst write it, then kill it hard.
+    // Feed the first half of the fixture, let gst write it, then kill it hard.
     for (const f of frames.slice(0, Math.floor(frames.length / 2))) {
       const t = timeline.push(f);
       if (t) muxer.write(t);
     }
     await expect.poll(() => muxer.stats().queueDepth, { timeout: 20_000 }).toBe(0);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Kill it once the file on disk already holds both streams and several seconds of media (not after a
+    // guessed sleep): what SIGKILL must not destroy is then known to be there.
+    const file = join(dir, 'rec.ts');
+    const written = async () => {
+      const info = await probe(file).catch(() => undefined);
+      const codecs = info?.streams.map((s) => s.codec_name).sort() ?? [];
+      return codecs.join(',') === 'aac,h264' && Number(info?.format.duration ?? 0) > 5;
+    };
+    await expect.poll(written, { timeout: 20_000 }).toBe(true);
     process.kill(gst.pid!, 'SIGKILL');
     await died;
     // The agent keeps writing after the death: EPIPE must surface as an event, not a crash.
