@@ -1,7 +1,7 @@
-import type { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { invalidArgument } from './awsErrors.js';
-import { epochSeconds, operationRouter, validate } from './awsHttp.js';
+import { epochSeconds, operationRouter, validate, type Operation } from './awsHttp.js';
 import type { ChannelRecord, EmulatorState, StreamRecord } from './state.js';
 
 /** Where clients are sent: the emulator's own HTTP base and its WebSocket base (`ws://host:port`). */
@@ -15,6 +15,8 @@ export interface ControlPlaneOptions {
   endpoints: () => PublicEndpoints;
   /** Lets signaling close the channel's connections when it is deleted. */
   onChannelDeleted: (channel: ChannelRecord) => void;
+  /** Told the AWS error type of every refused operation (e.g. to count `rejected.http.<type>`). */
+  onRejected?: (errorType: string) => void;
 }
 
 /** Signaling paths per role; the role is also checked against the presence of a ClientId at connect time. */
@@ -113,7 +115,7 @@ export function createControlPlaneRouter(options: ControlPlaneOptions): Router {
   const stream = (input: { StreamName?: string | undefined; StreamARN?: string | undefined }) =>
     state.findStream({ name: input.StreamName, arn: input.StreamARN });
 
-  return operationRouter({
+  const operations: Record<string, Operation> = {
     '/createSignalingChannel': (body) => {
       const input = validate(schemas.createSignalingChannel, body);
       const created = state.createChannel({
@@ -220,7 +222,22 @@ export function createControlPlaneRouter(options: ControlPlaneOptions): Router {
       Object.assign(found.tags, input.Tags);
       return {};
     },
+  };
+  const router = operationRouter(operations);
+  const { onRejected } = options;
+  if (!onRejected) return router;
+  // Counted from the answer, so that refusals before an operation runs (a body that is not JSON) count too.
+  const counting = Router();
+  counting.use((req, res, next) => {
+    if (req.method === 'POST' && Object.hasOwn(operations, req.path)) {
+      res.once('finish', () => {
+        if (res.statusCode >= 400) onRejected(String(res.getHeader('x-amzn-ErrorType') ?? 'UnknownError'));
+      });
+    }
+    next();
   });
+  counting.use(router);
+  return counting;
 }
 
 function channelInfo(c: ChannelRecord) {

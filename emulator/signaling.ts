@@ -17,6 +17,8 @@ export interface SignalingOptions {
   logger: Logger;
   idleTimeoutMs: number;
   maxConnectionAgeMs: number;
+  /** Maximum age of viewer connections only, when given (tests that renew a viewer while the master stays). */
+  viewerMaxConnectionAgeMs?: number;
   maxViewers: number;
 }
 
@@ -192,10 +194,14 @@ export class SignalingHub {
     this.#log.info({ channel: channel.name, role, clientId: id }, 'signaling client connected');
 
     this.#touch(conn, channel);
-    conn.ageTimer = setTimeout(() => {
-      stats.inc('closed.max-age');
-      ws.close(1000, 'maximum connection age reached');
-    }, this.#options.maxConnectionAgeMs);
+    conn.ageTimer = setTimeout(
+      () => {
+        stats.inc('closed.max-age');
+        ws.close(1000, 'maximum connection age reached');
+      },
+      (role === 'VIEWER' ? this.#options.viewerMaxConnectionAgeMs : undefined) ??
+        this.#options.maxConnectionAgeMs,
+    );
 
     ws.on('message', (data, isBinary) => {
       this.#touch(conn, channel);
@@ -203,7 +209,13 @@ export class SignalingHub {
     });
     ws.on('ping', () => this.#touch(conn, channel));
     ws.on('pong', () => this.#touch(conn, channel));
-    ws.on('error', (err) => this.#log.debug({ err, clientId: id }, 'signaling socket error'));
+    ws.on('error', (err) => {
+      // ws closes the socket (1009) on a message beyond maxPayload: count it like every other rejected message.
+      if ((err as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        stats.inc('rejected.message.too-large-frame');
+      }
+      this.#log.debug({ err, clientId: id }, 'signaling socket error');
+    });
     ws.on('close', () => {
       this.#stopTimers(conn);
       if (role === 'MASTER' && entry.master === conn) delete entry.master;
