@@ -29,6 +29,11 @@ async function main(): Promise<void> {
   if (!Number.isInteger(duration) || duration < 5 || duration > 3600) {
     throw new Error('--duration must be a whole number of seconds between 5 and 3600');
   }
+  if (values.headed && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
+    throw new Error(
+      '--headed needs a display (DISPLAY or WAYLAND_DISPLAY); without a desktop run it under Xvfb: xvfb-run -a npm run demo -- --headed',
+    );
+  }
   const logger = createLogger({ level: values.verbose ? 'info' : 'warn' });
   const outputDir = resolve(
     ROOT,
@@ -45,7 +50,8 @@ async function main(): Promise<void> {
   );
 
   console.log('Starting the KVS emulator and the reference master (fake camera + microphone)…');
-  const stack = await startDemoStack({ logger, headed: values.headed });
+  // --headed shows the viewer (the agent's browser); the master stays headless so that it never covers it.
+  const stack = await startDemoStack({ logger });
   try {
     console.log(`Emulator at ${stack.emulator.url}; starting the agent (${sink} sink) for ${duration} s…`);
     const agent = spawnAgent({
@@ -74,7 +80,9 @@ async function main(): Promise<void> {
     if (exit.code !== 0 || !finished) {
       throw new Error(`the agent exited with ${exit.code ?? exit.signal} and no recording summary`);
     }
-    const summaries = (finished.summaries ?? []) as RecordingSummary[];
+    // One recording unit per channel, each a sequence of runs (files or kvssink sessions).
+    const units = (finished.units ?? []) as { runs?: RecordingSummary[] }[];
+    const summaries = units.flatMap((u) => u.runs ?? []);
 
     let files: string[];
     let fragmentsLine = '';

@@ -235,14 +235,22 @@ function killGroup(pid: number | undefined): void {
   }
 }
 
-/** Chromium needs a display, locale and home, nothing else — and never the agent's AWS credentials. */
+/**
+ * What Chromium may see of the agent's environment: a display, locale, fonts and home — never the agent's
+ * AWS credentials or anything else. The display variables are what `--headed` needs on each kind of desktop:
+ * X11 (`DISPLAY`, and `XAUTHORITY` for the cookie: xvfb-run, display managers and `ssh -X` put it outside
+ * `~/.Xauthority`), Wayland (`WAYLAND_DISPLAY` and `XDG_RUNTIME_DIR`, where its socket lives;
+ * `XDG_SESSION_TYPE` lets Chromium's Ozone layer pick Wayland, with XWayland through `DISPLAY` as fallback).
+ */
 export function chromiumEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
   const keep = [
     'PATH',
     'HOME',
     'DISPLAY',
+    'XAUTHORITY',
     'WAYLAND_DISPLAY',
     'XDG_RUNTIME_DIR',
+    'XDG_SESSION_TYPE',
     'LANG',
     'LC_ALL',
     'TZ',
@@ -251,7 +259,7 @@ export function chromiumEnvironment(env: NodeJS.ProcessEnv): Record<string, stri
   const out: Record<string, string> = {};
   for (const key of keep) {
     const value = env[key];
-    if (value !== undefined) out[key] = value;
+    if (value !== undefined && value !== '') out[key] = value;
   }
   return out;
 }

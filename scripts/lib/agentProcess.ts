@@ -111,13 +111,28 @@ export function spawnAgent(options: {
   };
 }
 
-/** What the agent needs from the caller's environment: no AWS variables, only paths (kvssink via GST_*). */
+/**
+ * The display of the caller's desktop, for `--headed`: X11 (with the cookie file, which xvfb-run and display
+ * managers keep outside ~/.Xauthority) and Wayland. The agent hands the same variables on to Chromium.
+ */
+export const DISPLAY_ENV = [
+  'DISPLAY',
+  'XAUTHORITY',
+  'WAYLAND_DISPLAY',
+  'XDG_RUNTIME_DIR',
+  'XDG_SESSION_TYPE',
+];
+
+/**
+ * What the agent needs from the caller's environment: no AWS variables, only paths (kvssink via GST_*) and
+ * the display.
+ */
 function inheritedEnv(): Record<string, string> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/tmp',
   };
-  for (const key of ['GST_PLUGIN_PATH', 'GST_REGISTRY', 'LD_LIBRARY_PATH', 'CHROMIUM_PATH']) {
+  for (const key of ['GST_PLUGIN_PATH', 'GST_REGISTRY', 'LD_LIBRARY_PATH', 'CHROMIUM_PATH', ...DISPLAY_ENV]) {
     const value = process.env[key];
     if (value) env[key] = value;
   }

@@ -75,6 +75,7 @@ test('a reader that stops (SIGSTOP) makes the queue overflow until a key frame a
         width: 640,
         height: 360,
         receiveTimeMs: 0,
+        wallClockMs: 0,
       });
     }
     await expect.poll(() => stalls.length, { timeout: 10_000 }).toBe(1);
@@ -92,6 +93,7 @@ test('a reader that stops (SIGSTOP) makes the queue overflow until a key frame a
       width: 0,
       height: 0,
       receiveTimeMs: 0,
+      wallClockMs: 0,
     });
     expect(muxer.stats().dropped).toBe(s.dropped + 1);
     // Still one stall per episode. An observation window (a negative check needs time), not a wait for
