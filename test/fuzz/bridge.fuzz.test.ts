@@ -16,7 +16,7 @@ import {
   type WireFrame,
 } from '../../agent/bridge/wire.js';
 import { createLogger } from '../../agent/log.js';
-import { fuzzSeed, mutateBytes, mutateObject, type Prng } from './fuzzSupport.js';
+import { fuzzSeed, mutateBytes, mutateObject, report, type Prng } from './fuzzSupport.js';
 
 /**
  * Random and mutated input into a real BridgeServer over real WebSockets. Rate limits are lifted so that
@@ -117,8 +117,8 @@ test('random and mutated frames: no crash, every reject counted, every valid fra
     .poll(() => bridge.stats().framesAccepted + bridge.stats().framesRejected, { timeout: 30_000 })
     .toBe(FRAMES);
   const stats = bridge.stats();
-  console.log(
-    `[fuzz] bridge frames: ${FRAMES} sent, ${stats.framesAccepted} accepted, ${stats.framesRejected} rejected`,
+  report(
+    `bridge frames: ${FRAMES} sent, ${stats.framesAccepted} accepted, ${stats.framesRejected} rejected`,
     stats.rejectReasons,
   );
   expect(stats.framesRejected).toBe(invalid);
@@ -233,8 +233,8 @@ test('random and mutated control messages: no crash, every reject counted', asyn
     .poll(() => bridge.stats().controlAccepted + bridge.stats().controlRejected, { timeout: 30_000 })
     .toBe(CONTROL);
   const stats = bridge.stats();
-  console.log(
-    `[fuzz] bridge control: ${CONTROL} sent, ${stats.controlAccepted} accepted, ${stats.controlRejected} rejected`,
+  report(
+    `bridge control: ${CONTROL} sent, ${stats.controlAccepted} accepted, ${stats.controlRejected} rejected`,
     stats.rejectReasons,
   );
   expect(stats.controlRejected).toBe(invalid);

@@ -8,7 +8,7 @@ import express from 'express';
 import { createControlPlaneRouter } from '../../emulator/controlPlane.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../emulator/server.js';
 import { EmulatorState } from '../../emulator/state.js';
-import { fuzzSeed, mutateObject, type Prng } from './fuzzSupport.js';
+import { fuzzSeed, mutateObject, report, type Prng } from './fuzzSupport.js';
 
 /**
  * Random and mutated bodies, properly SigV4-signed, into every control-plane operation of a running
@@ -164,7 +164,7 @@ test.describe('control plane fuzz', () => {
       expectWellFormed(r, `${path} ${String(payload).slice(0, 200)}`);
       byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
     }
-    console.log(`[fuzz] control plane (emulator): ${sent} requests, by status`, byStatus);
+    report(`control plane (emulator): ${sent} requests, by status`, byStatus);
     expect(sent).toBeGreaterThanOrEqual(100);
     expect(byStatus[200]).toBeGreaterThan(0);
     const stats = emulator.admin.stats();
@@ -209,7 +209,7 @@ test.describe('control plane fuzz', () => {
         expect(res.status, text).toBeLessThan(500);
         if (res.status !== 200) refused++;
       }
-      console.log(`[fuzz] control plane (router): ${sent} requests, ${refused} refused, by type`, rejected);
+      report(`control plane (router): ${sent} requests, ${refused} refused, by type`, rejected);
       expect(sent).toBeGreaterThanOrEqual(100);
       expect(Object.values(rejected).reduce((a, b) => a + b, 0)).toBe(refused);
       expect(refused).toBeGreaterThan(0);

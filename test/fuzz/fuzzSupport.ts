@@ -72,9 +72,15 @@ export class Prng {
 export function fuzzSeed(name: string): Prng {
   const fromEnv = process.env.FUZZ_SEED;
   const seed = fromEnv !== undefined ? Number(fromEnv) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
-  console.log(`[fuzz] ${name}: seed ${seed} (replay with FUZZ_SEED=${seed})`);
-  test.info().annotations.push({ type: 'fuzz-seed', description: `${name}: FUZZ_SEED=${seed}` });
+  report(`${name}: seed ${seed} (replay with FUZZ_SEED=${seed})`);
   return new Prng(seed);
+}
+
+/** Prints a result line and attaches it to the test, as the other measuring tests do. */
+export function report(line: string, detail?: unknown): void {
+  const description = detail === undefined ? line : `${line} ${JSON.stringify(detail)}`;
+  test.info().annotations.push({ type: 'fuzz', description });
+  process.stdout.write(`[fuzz] ${description}\n`);
 }
 
 /** Random edits of valid bytes: flips, truncation, extension, overwritten header fields. */

@@ -11,7 +11,7 @@ import {
   wsRequestSigner,
   wssEndpoint,
 } from '../emulator/support.js';
-import { fuzzSeed, mutateObject, type Prng } from './fuzzSupport.js';
+import { fuzzSeed, mutateObject, report, type Prng } from './fuzzSupport.js';
 
 /**
  * Random JSON and mutated valid messages into the emulator's signaling socket over properly presigned
@@ -147,10 +147,11 @@ test('random and mutated signaling messages: no crash, every reject counted, val
   await expect.poll(() => emulator.admin.stats()['messages.received'], { timeout: 30_000 }).toBe(MESSAGES);
   const stats = emulator.admin.stats();
   const rejectedCount = sum(stats, 'rejected.message.');
-  console.log(
-    `[fuzz] signaling: ${MESSAGES} sent, ${rejectedCount} rejected, ${sum(stats, 'routed.')} routed`,
+  report(`signaling: ${MESSAGES} sent, ${rejectedCount} rejected, ${sum(stats, 'routed.')} routed`);
+  report(
+    'rejected by reason',
+    Object.fromEntries(Object.entries(stats).filter(([k]) => k.startsWith('rejected.message.'))),
   );
-  console.log(Object.fromEntries(Object.entries(stats).filter(([k]) => k.startsWith('rejected.message.'))));
   expect(rejectedCount).toBe(rejects);
   expect(sum(stats, 'routed.') + (stats['queue.enqueued'] ?? 0)).toBe(routed);
   expect(rejects).toBeGreaterThan(MESSAGES / 3);
@@ -219,7 +220,7 @@ test('mutated presigned handshakes: every attempt answered and counted, the hub 
     }
     statuses[String(status)] = (statuses[String(status)] ?? 0) + 1;
   }
-  console.log('[fuzz] handshake outcomes', statuses);
+  report('handshake outcomes', statuses);
   const stats = emulator.admin.stats();
   const hubRejects = sum(stats, 'rejected.ws.') - (stats['rejected.ws.unknown-path'] ?? 0);
   const accepted = (stats['connected.viewer'] ?? 0) + (stats['connected.master'] ?? 0);
