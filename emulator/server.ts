@@ -50,6 +50,8 @@ export interface EmulatorOptions {
   idleTimeoutMs?: number;
   /** Signaling connection maximum age, default 3_600_000 (KVS: 1 hour). */
   maxConnectionAgeMs?: number;
+  /** Maximum age of viewer signaling connections only; default `maxConnectionAgeMs` (tests of renewal). */
+  viewerMaxConnectionAgeMs?: number;
   /** Viewers per channel, default 10 (the KVS soft limit). */
   maxViewers?: number;
   /** GetIceServerConfig answer, default []. */
@@ -123,6 +125,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     logger,
     idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
     maxConnectionAgeMs: options.maxConnectionAgeMs ?? 3_600_000,
+    ...(options.viewerMaxConnectionAgeMs !== undefined
+      ? { viewerMaxConnectionAgeMs: options.viewerMaxConnectionAgeMs }
+      : {}),
     maxViewers: options.maxViewers ?? 10,
   });
   const admin = createAdmin(hub, stats);

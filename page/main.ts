@@ -16,7 +16,13 @@ import { ControlChannel } from './controlChannel.js';
 import { installSignalingTap } from './signalingTap.js';
 import { StatusPanel } from './statusPanel.js';
 import { TrackStatsCollector, type PanelTrackStats } from './trackStats.js';
-import { ViewerSession, type LogLevel, type SessionState, type ViewerSessionHooks } from './viewerSession.js';
+import {
+  ViewerSession,
+  type LogLevel,
+  type SessionEnd,
+  type SessionState,
+  type ViewerSessionHooks,
+} from './viewerSession.js';
 
 const STATS_INTERVAL_MS = 2_000;
 const HEARTBEAT_INTERVAL_MS = 1_000;
@@ -150,6 +156,7 @@ async function runSessions(channel: ControlChannel): Promise<void> {
   let iceOverride: IceServer[] | undefined;
   /** Set by the agent's `reconnect` (an object: it changes while the loop awaits). */
   const asked = { immediate: false };
+  let lastEnd: SessionEnd | undefined;
   channel.onMessage((msg) => {
     if (msg.type === 'stop') {
       status.stopped = true;
@@ -182,10 +189,11 @@ async function runSessions(channel: ControlChannel): Promise<void> {
     // A request that came while this session was being set up is answered by this session itself.
     asked.immediate = false;
     collector.reset();
-    session = new ViewerSession(config, hooks);
+    session = new ViewerSession(config, hooks, { earlierOffersQueued: lastEnd?.unanswered ?? false });
     status.sessions++;
     session.start();
     const end = await session.ended;
+    lastEnd = end;
     session = undefined;
     if (!channel.isOpen || status.stopped) break;
     if (asked.immediate || end.immediate) {

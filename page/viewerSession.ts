@@ -47,12 +47,24 @@ export interface SessionEnd {
   connected: boolean;
   /** Start the next session without any delay (nothing is wrong, the session only needs renewing). */
   immediate: boolean;
+  /** It ended with an offer unanswered: that offer may still wait in the channel's queue. */
+  unanswered: boolean;
+}
+
+export interface ViewerSessionOptions {
+  /**
+   * Offers of an earlier session may still wait in the channel's queue (it ended unanswered), so the first
+   * answers may be for them: wait for the quiet period even for an offer sent once.
+   */
+  earlierOffersQueued?: boolean;
 }
 
 /**
  * Answers may come in a burst: a master that was away answers every offer that waited in the channel's
  * queue, each answer replacing its previous peer. The newest one, once this long has passed without
- * another, is the one whose peer is still alive.
+ * another, is the one whose peer is still alive. Only when more than one offer can be queued (re-sent, or
+ * an earlier session's): otherwise the wait would only cost time — the master's first DTLS handshake
+ * flight arrives meanwhile and is lost, and its retransmission comes a second or more later.
  */
 const ANSWER_QUIET_MS = 300;
 /** After an answer is applied ICE must connect within this, or the session ends (the loop starts anew). */
@@ -105,6 +117,7 @@ export class ViewerSession {
   readonly #clients: SignalingEntry[] = [];
   readonly #signalingStreak = new RetryStreak(retryPolicy('signaling'));
   #offer: OfferRound | undefined;
+  #firstRound: OfferRound | undefined;
   #negotiating = false;
   #pendingAnswer: string | undefined;
   #applyingAnswer = false;
@@ -121,13 +134,17 @@ export class ViewerSession {
     reconnect: undefined as ReturnType<typeof setTimeout> | undefined,
     offerRefresh: undefined as ReturnType<typeof setTimeout> | undefined,
   };
+  readonly #dtlsWatched = new WeakSet<RTCDtlsTransport>();
   #connected = false;
   #closed = false;
   #resolveEnded!: (end: SessionEnd) => void;
 
-  constructor(config: ViewerConfig, hooks: ViewerSessionHooks) {
+  readonly #earlierOffersQueued: boolean;
+
+  constructor(config: ViewerConfig, hooks: ViewerSessionHooks, options: ViewerSessionOptions = {}) {
     this.#config = config;
     this.#hooks = hooks;
+    this.#earlierOffersQueued = options.earlierOffersQueued ?? false;
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     this.#pc = new RTCPeerConnection({ iceServers: config.iceServers });
   }
@@ -153,6 +170,7 @@ export class ViewerSession {
     }
     this.#pc.addEventListener('connectionstatechange', () => this.#onPeerState());
     this.#pc.addEventListener('iceconnectionstatechange', () => this.#report());
+    this.#pc.addEventListener('connectionstatechange', () => this.#watchDtls());
     this.#pc.addEventListener('icecandidate', (event) => {
       if (!event.candidate || !this.#offer) return;
       const candidate = event.candidate.toJSON();
@@ -173,7 +191,12 @@ export class ViewerSession {
     for (const w of this.#workers) w.terminate();
     this.#report();
     this.#hooks.log('info', 'viewer session ended', { reason });
-    this.#resolveEnded({ reason, connected: this.#connected, immediate });
+    this.#resolveEnded({
+      reason,
+      connected: this.#connected,
+      immediate,
+      unanswered: this.#offer !== undefined && !this.#offer.answered,
+    });
   }
 
   #setUpMedia(): void {
@@ -382,9 +405,10 @@ export class ViewerSession {
         candidates: [],
         since: performance.now(),
         answered: false,
-        resends: new RetryStreak(retryPolicy('viewerSession')),
+        resends: new RetryStreak(retryPolicy('offerResend')),
         iceRestart,
       };
+      this.#firstRound ??= this.#offer;
       this.#timers.offerRefresh = setTimeout(
         () => this.close('no answer for 4 minutes: a new session with fresh ICE servers', true),
         OFFER_REFRESH_MS,
@@ -422,7 +446,7 @@ export class ViewerSession {
     }
     // Keeps an offer waiting in the channel's message queue (TTL ≥ 5 s, 60 s by default) for a master that
     // is away, however long it stays away.
-    const delay = offer.resends.failed() ?? retryPolicy('viewerSession').options.maxMs;
+    const delay = offer.resends.failed() ?? retryPolicy('offerResend').options.maxMs;
     this.#timers.resend = setTimeout(() => this.#sendOffer(), delay);
   }
 
@@ -444,7 +468,10 @@ export class ViewerSession {
     // The master is there: no more re-sends, they would only make it replace its peer again.
     clearTimeout(this.#timers.resend);
     clearTimeout(this.#timers.answer);
-    this.#timers.answer = setTimeout(() => void this.#applyAnswer(), ANSWER_QUIET_MS);
+    const burstPossible =
+      offer.resends.attempts > 1 || (this.#earlierOffersQueued && this.#firstRound === offer);
+    if (burstPossible) this.#timers.answer = setTimeout(() => void this.#applyAnswer(), ANSWER_QUIET_MS);
+    else void this.#applyAnswer();
   }
 
   async #applyAnswer(): Promise<void> {
@@ -540,6 +567,21 @@ export class ViewerSession {
       return;
     }
     this.#restartIce('RECONNECT_ICE_SERVER');
+  }
+
+  /**
+   * A master that reloads or closes its peer sends a DTLS close_notify: our transport turns `closed` at
+   * once, seconds before ICE would report `disconnected`. Restart ICE right away then.
+   */
+  #watchDtls(): void {
+    const transport = this.#pc.getTransceivers()[0]?.receiver.transport;
+    if (!transport || this.#dtlsWatched.has(transport)) return;
+    this.#dtlsWatched.add(transport);
+    transport.addEventListener('statechange', () => {
+      if (this.#closed || (transport.state !== 'closed' && transport.state !== 'failed')) return;
+      this.#hooks.log('info', `DTLS ${transport.state}: the master closed its peer`);
+      if (this.#offer?.answered) this.#restartIce(`the master closed DTLS (${transport.state})`);
+    });
   }
 
   #onPeerState(): void {

@@ -100,6 +100,12 @@ export class RetryStreak {
 export const RETRY_POLICIES = {
   /** Viewer sessions (new peer connection, new offer): the master may be gone for hours, so never give up. */
   viewerSession: { baseMs: 250, maxMs: 8_000 },
+  /**
+   * Re-sending an unanswered offer, so one always waits in the channel's message queue (TTL 5–120 s, 60 s by
+   * default) for a master that is away. Not sooner than 1 s: a present master takes up to ~1 s to answer on
+   * a busy machine, and every extra offer makes it replace its peer. Cap ≤ 10 s: the master-back bound.
+   */
+  offerResend: { baseMs: 1_000, maxMs: 8_000 },
   /** Signaling socket under a live call (dropped, idle-closed, GO_AWAY). */
   signaling: { baseMs: 200, maxMs: 5_000 },
   /** The worker's frame socket to the agent (loopback). */

@@ -108,11 +108,21 @@ export class MasterPage {
   }
 
   async waitForSignaling(): Promise<void> {
-    await this.page.waitForFunction(
-      () => (globalThis as unknown as { masterState?: MasterState }).masterState?.signaling === 'open',
+    const state = () => (globalThis as unknown as { masterState?: MasterState }).masterState;
+    const outcome = await this.page.waitForFunction(
+      () => {
+        const s = (globalThis as unknown as { masterState?: MasterState }).masterState;
+        return s?.signaling === 'open' || s?.signaling === 'error' || s?.error !== undefined
+          ? s.signaling
+          : '';
+      },
       undefined,
       { timeout: 30_000, polling: 50 },
     );
+    if ((await outcome.jsonValue()) !== 'open') {
+      const s = await this.page.evaluate(state);
+      throw new Error(`the master page did not connect: ${s?.error ?? s?.signaling}`);
+    }
   }
 
   async waitForViewerConnected(timeoutMs: number): Promise<string> {
