@@ -76,7 +76,7 @@ function redactValue(value: unknown, depth: number, seen: WeakSet<object>): unkn
       // defineProperty: a `__proto__` key stays a plain own property instead of changing the prototype.
       Object.defineProperty(out, key, {
         value:
-          SECRET_KEYS.has(normalizeKey(key)) && v !== undefined ? CENSOR : redactValue(v, depth + 1, seen),
+          SECRET_KEYS.has(normalizeKey(key)) && isSecretShaped(v) ? CENSOR : redactValue(v, depth + 1, seen),
         enumerable: true,
         writable: true,
         configurable: true,
@@ -86,6 +86,11 @@ function redactValue(value: unknown, depth: number, seen: WeakSet<object>): unkn
   } finally {
     seen.delete(value);
   }
+}
+
+/** Booleans and numbers under a secret-sounding key are flags (`{ credentials: false }`), not secrets. */
+function isSecretShaped(value: unknown): boolean {
+  return typeof value === 'string' || (typeof value === 'object' && value !== null);
 }
 
 /** How many causes `errorFields` follows (AWS SDK errors nest a few; a cycle must not loop). */

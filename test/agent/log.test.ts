@@ -32,6 +32,7 @@ test('credential-like keys are redacted at any depth, in objects and arrays', ()
         ice: [{ urls: ['turn:1.2.3.4'], username: 'u', credential: 'turn-pass' }],
       },
       count: 3,
+      checks: { credentials: false, token: 0 },
     },
     'with secrets',
   );
@@ -50,6 +51,8 @@ test('credential-like keys are redacted at any depth, in objects and arrays', ()
   expect(nested.headers).toEqual({ Authorization: '[redacted]' });
   expect(nested.ice).toEqual([{ urls: ['turn:1.2.3.4'], username: 'u', credential: '[redacted]' }]);
   expect(l.count).toBe(3);
+  // Flags and counts under such keys are not secrets and stay readable.
+  expect(l.checks).toEqual({ credentials: false, token: 0 });
   expect(l.msg).toBe('with secrets');
 });
 
