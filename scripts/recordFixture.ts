@@ -9,7 +9,10 @@
  * Timestamps come from RTP: the first video key frame is 0 and video advances by its 90 kHz RTP deltas; audio
  * runs on its own 48 kHz RTP clock, anchored at its first packet's receive time relative to the key frame's.
  * The recording lasts at least `--seconds` and until the ramp has reached 1280x720 and shown a few key frames
- * there; the result is checked with ffprobe/ffmpeg before the script says it is done.
+ * there; the result is checked with ffprobe/ffmpeg before the script says it is done. A call that does not
+ * start at 320x180 or fails a check is recorded again (`--attempts`); `--save-capture FILE` keeps the raw
+ * frames and `--from-capture FILE` rebuilds the Matroska file from them without a call (`KEEP_FAILED=1` keeps
+ * a file that failed its checks, as `<out>.tmp.mkv`).
  */
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
