@@ -34,7 +34,8 @@ import type { TrackKind } from '../bridge/wire.js';
  * big), `rate_limited` (socket over its frame rate), `seq_gap` (delta frames after lost frames, until a key
  * frame), `before_keyframe` (before the first key frame of a run), `duplicate` (re-delivered RTP
  * timestamp), `queue_overflow` (pipeline queue full), `muxer_rejected`, `late_audio` (audio older than the
- * written timeline), `after_stop` (arrived during shutdown), `unsupported_codec`. Adding one is one line in
+ * written timeline), `after_stop` (arrived during shutdown), `no_run` (no pipeline run to take it, e.g.
+ * between a failed run and its restart), `unsupported_codec`. Adding one is one line in
  * `DropCause`.
  */
 
@@ -48,6 +49,7 @@ export type DropCause =
   | 'muxer_rejected'
   | 'late_audio'
   | 'after_stop'
+  | 'no_run'
   | 'unsupported_codec';
 
 export type ReconnectCause =
@@ -61,7 +63,8 @@ export type ReconnectCause =
   | 'answer_timeout'
   | 'media_watchdog'
   | 'channel_changed'
-  | 'page_reload';
+  | 'page_reload'
+  | 'browser_relaunch';
 
 export type ChildName = 'chromium' | 'page' | 'gst';
 

@@ -208,7 +208,10 @@ test('mutated presigned handshakes: every attempt answered and counted, the hub 
   const good = await signedUrl('VIEWER', 'fuzz-viewer');
   const statuses: Record<string, number> = {};
   let attempted = 0;
-  for (let i = 0; i < HANDSHAKES; i++) {
+  let tried = 0;
+  // Sequential handshakes stop at the count or the time budget, so the test stays bounded on a loaded machine.
+  const deadline = Date.now() + 25_000;
+  for (; tried < HANDSHAKES && Date.now() < deadline; tried++) {
     const url = mutateUrl(rng, good);
     let status: number | string;
     try {
@@ -220,7 +223,8 @@ test('mutated presigned handshakes: every attempt answered and counted, the hub 
     }
     statuses[String(status)] = (statuses[String(status)] ?? 0) + 1;
   }
-  report('handshake outcomes', statuses);
+  report(`${tried} mutated handshakes, outcomes`, statuses);
+  expect(tried).toBeGreaterThanOrEqual(50);
   const stats = emulator.admin.stats();
   const hubRejects = sum(stats, 'rejected.ws.') - (stats['rejected.ws.unknown-path'] ?? 0);
   const accepted = (stats['connected.viewer'] ?? 0) + (stats['connected.master'] ?? 0);
