@@ -229,23 +229,9 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     if (this.#audio) {
       // mediabunny writes a cluster only when every track has a packet queued: with audio gone (or never come),
       // video would pile up in memory and never reach gst. Silence keeps it flowing and the audio track continuous.
-      let endUs = this.#audioEndUs ?? 0;
-      while (frame.timestampUs - endUs > AUDIO_GAP_FILL_US) {
-        const packet = new EncodedPacket(
-          OPUS_SILENCE_20MS,
-          'key',
-          endUs / 1e6,
-          OPUS_SILENCE_DURATION_US / 1e6,
-        );
-        if (this.#audioConfigured) await this.#audio.add(packet);
-        else {
-          await this.#audio.add(packet, { decoderConfig: opusConfig(1) });
-          this.#audioConfigured = true;
-        }
-        endUs += OPUS_SILENCE_DURATION_US;
-        this.#audioEndUs = endUs;
-        this.#stats.silencePacketsInserted++;
-      }
+      // Silence starts at the first video frame, not at 0: timestamps may be epoch-based (kvssink).
+      this.#audioEndUs ??= frame.timestampUs;
+      await this.#fillSilence(frame.timestampUs - AUDIO_GAP_FILL_US);
     }
     const packet = new EncodedPacket(frame.data, frame.key ? 'key' : 'delta', frame.timestampUs / 1e6, 0);
     if (!this.#videoConfigured) {
@@ -260,6 +246,24 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       await this.#video.add(packet);
     }
     this.#lastVideoUs = frame.timestampUs;
+  }
+
+  /** Silent Opus packets from the end of the audio written so far up to `untilUs`. */
+  async #fillSilence(untilUs: number): Promise<void> {
+    const audio = this.#audio;
+    if (!audio || this.#audioEndUs === null) return;
+    let endUs = this.#audioEndUs;
+    while (endUs < untilUs) {
+      const packet = new EncodedPacket(OPUS_SILENCE_20MS, 'key', endUs / 1e6, OPUS_SILENCE_DURATION_US / 1e6);
+      if (this.#audioConfigured) await audio.add(packet);
+      else {
+        await audio.add(packet, { decoderConfig: opusConfig(1) });
+        this.#audioConfigured = true;
+      }
+      endUs += OPUS_SILENCE_DURATION_US;
+      this.#audioEndUs = endUs;
+      this.#stats.silencePacketsInserted++;
+    }
   }
 
   async #addAudio(frame: TimedFrame): Promise<void> {
@@ -367,6 +371,12 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     while (this.#pumping) await this.#pumping;
     clearInterval(this.#watchdog);
     this.#throwIfFailed();
+    // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011).
+    if (this.#videoConfigured && this.#lastVideoUs >= 0) {
+      await this.#fillSilence(this.#lastVideoUs + OPUS_SILENCE_DURATION_US).catch((err: unknown) =>
+        this.#log.warn({ err: errorMessage(err) }, 'could not pad audio at the end'),
+      );
+    }
     // Nothing may be added after this: mediabunny throws "Output has been finalized" on late packets.
     if (this.#videoConfigured) await this.#output.finalize();
     else await this.#output.cancel();

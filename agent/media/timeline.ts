@@ -202,7 +202,8 @@ export class MediaTimeline {
       }
       track.gated = false;
       track.gatedByGap = false;
-      this.#originMs ??= timeMs;
+      // Whole ms: every output time (and its wall-clock time) is then a whole ms too, as Matroska stores them.
+      this.#originMs ??= Math.round(timeMs);
     }
     if (this.#originMs === null || timeMs < this.#originMs) {
       track.stats.droppedBeforeOrigin++;

@@ -164,19 +164,29 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     this.#pendingBytes = 0;
     this.safeEmit('recording');
     const spec = plan.spec;
-    this.#log.info({ sink: spec.kind, ...(spec.kind === 'file' ? { path: spec.path } : {}) }, 'recording');
+    const first = this.#run?.first;
+    this.#log.info(
+      {
+        sink: spec.kind,
+        ...(spec.kind === 'file' ? { path: spec.path } : {}),
+        firstFrameWallClockMs: first?.wallClockMs,
+        firstFrameReceivedMs: first ? Math.round(first.receiveTimeMs) : undefined,
+        size: this.#run?.size,
+      },
+      'recording',
+    );
   }
 
   #write(frame: TimedFrame, now: number): void {
     const muxer = this.#muxer;
     const run = this.#run;
     if (!muxer || !run) return;
-    const timestampUs = this.#options.plan.timestampUs(frame, run);
     // Audio captured just before the run's first key frame has nowhere to go in this run.
-    if (timestampUs < 0) {
+    if (frame.timestampUs < run.first.timestampUs) {
       this.droppedFrames++;
       return;
     }
+    const timestampUs = this.#options.plan.timestampUs(frame, run);
     this.stats.record(frame, now);
     muxer.write(timestampUs === frame.timestampUs ? frame : { ...frame, timestampUs });
   }

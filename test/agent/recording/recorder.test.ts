@@ -121,11 +121,14 @@ test('renewal at each new resolution with sequential runs (kvssink-style): one r
   const files = summaries.flatMap((s) => s.files);
   const sizes = [];
   let total = 0;
-  for (const file of files) {
+  for (const [i, file] of files.entries()) {
     const r = await resolutions(file);
     expect(r).toHaveLength(1);
     sizes.push(r[0]);
-    total += (await probeFrames(file, 'v')).length;
+    const frames = (await probeFrames(file, 'v')).length;
+    // What the run handed to gst is what the file holds.
+    expect(frames, `${file}: ${JSON.stringify(summaries[i]!.muxer)}`).toBe(summaries[i]!.video.frames);
+    total += frames;
     expect(await decodeErrors(file)).toBe('');
   }
   expect(sizes).toEqual(expectedSizes);
