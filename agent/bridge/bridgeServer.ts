@@ -72,7 +72,11 @@ export const DEFAULT_BRIDGE_LIMITS: BridgeLimits = {
   maxControlBytes: 64 * 1024,
 };
 
-/** What the bridge records in the agent's metrics (a `ChannelMetrics` fits). */
+/**
+ * What the bridge records in the agent's metrics (a `ChannelMetrics` fits): every refusal by reason, the
+ * frames it drops (`bridge_rejected`, `rate_limited`, `after_stop`) and the frames it accepts
+ * (`frameAccepted`) — so whoever passes this must not count accepted frames again.
+ */
 export type BridgeMetrics = Pick<ChannelMetrics, 'bridgeRejected' | 'dropped' | 'frameAccepted'>;
 
 export interface BridgeServerOptions {
