@@ -7,6 +7,7 @@ export class KeyFrameRequester {
   #lastKeyFrameAt: number;
   #lastRequestAt = Number.NEGATIVE_INFINITY;
   #inFlight = false;
+  #deferred = false;
   requests = 0;
   failures = 0;
 
@@ -24,14 +25,23 @@ export class KeyFrameRequester {
   onFrame(isKey: boolean, now = performance.now()): void {
     if (isKey) {
       this.#lastKeyFrameAt = now;
+      this.#deferred = false;
       return;
     }
-    if (this.intervalMs > 0 && now - this.#lastKeyFrameAt > this.intervalMs) this.request(now);
+    if (this.#deferred || (this.intervalMs > 0 && now - this.#lastKeyFrameAt > this.intervalMs))
+      this.request(now);
   }
 
-  /** Returns whether a request was actually sent. */
+  /**
+   * Returns whether a request was actually sent. One refused for the minimum gap is not forgotten: it is
+   * sent with a later frame once the gap has passed, unless a key frame came meanwhile.
+   */
   request(now = performance.now()): boolean {
-    if (this.#inFlight || now - this.#lastRequestAt < this.minGapMs) return false;
+    if (this.#inFlight || now - this.#lastRequestAt < this.minGapMs) {
+      this.#deferred = true;
+      return false;
+    }
+    this.#deferred = false;
     this.#inFlight = true;
     this.#lastRequestAt = now;
     this.requests++;

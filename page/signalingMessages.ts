@@ -11,9 +11,17 @@ const MAX_SDP_CHARS = 48 * 1024;
 const MAX_CANDIDATE_CHARS = 2048;
 const MAX_ID_CHARS = 256;
 
+/** RTCIceCandidateInit, spelled out so that this file needs no DOM types (it is unit-tested in Node). */
+export interface IceCandidateInit {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+
 export type InboundSignaling =
   | { messageType: 'SDP_ANSWER'; sdp: string; senderClientId?: string }
-  | { messageType: 'ICE_CANDIDATE'; candidate: RTCIceCandidateInit; senderClientId?: string }
+  | { messageType: 'ICE_CANDIDATE'; candidate: IceCandidateInit; senderClientId?: string }
   | { messageType: 'GO_AWAY' }
   | { messageType: 'RECONNECT_ICE_SERVER' }
   | { messageType: 'STATUS_RESPONSE'; statusResponse: Record<string, unknown> };
@@ -41,7 +49,7 @@ function optionalString(value: unknown, max: number): value is string | null | u
   return value === undefined || value === null || (typeof value === 'string' && value.length <= max);
 }
 
-function parseCandidate(value: unknown): RTCIceCandidateInit | undefined {
+function parseCandidate(value: unknown): IceCandidateInit | undefined {
   if (!isRecord(value)) return undefined;
   const { candidate, sdpMid, sdpMLineIndex, usernameFragment } = value;
   if (typeof candidate !== 'string' || candidate.length > MAX_CANDIDATE_CHARS) return undefined;

@@ -41,6 +41,7 @@ export interface ViewerStatus {
   state: { signaling: string; peer: string; ice: string; master: string };
   sessions: number;
   heartbeats: number;
+  tracks: { video?: { framesForwarded: number; framesSkipped: number } };
   counters: PageCounters;
 }
 

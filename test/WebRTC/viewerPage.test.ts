@@ -1,4 +1,5 @@
 import { expect, test } from '@playwright/test';
+import { WebSocket } from 'ws';
 import { CLIENT_ID, measured, ViewerHarness } from './viewerHarness.js';
 
 /**
@@ -28,11 +29,15 @@ test('receives H.264 and Opus from the master and forwards every frame to the ag
   const audio = h.frames.filter((f) => f.value.header.kind === 'audio').map((f) => f.value);
   expect(new Set(video.map((f) => f.header.codec))).toEqual(new Set(['h264']));
   expect(new Set(audio.map((f) => f.header.codec))).toEqual(new Set(['opus']));
-  // Recording starts with a key frame (requested when the frame socket opened), at the camera's size.
-  expect(video[0]!.header.key).toBe(true);
-  expect(video[0]!.header).toMatchObject({ width: 1280, height: 720 });
+  // The call starts with a key frame at the camera's size. Not always the very first frame handed to the
+  // transform: under CPU load loopback UDP drops packets, and Chromium passes on complete delta frames while
+  // the key frame waits for a retransmission (the agent's timeline starts at the first key frame).
+  const firstKey = video.findIndex((f) => f.header.key);
+  expect(firstKey).toBeGreaterThanOrEqual(0);
+  expect(firstKey).toBeLessThan(10);
+  expect(video[firstKey]!.header).toMatchObject({ width: 1280, height: 720 });
   // Annex B with in-band SPS (NAL type 7) on the key frame.
-  const first = video[0]!.payload;
+  const first = video[firstKey]!.payload;
   expect([...first.subarray(0, 4)]).toEqual([0, 0, 0, 1]);
   expect(first[4]! & 0x1f).toBe(7);
   // Sequence numbers from 0 without gaps: nothing skipped between worker and agent.
@@ -86,6 +91,40 @@ test('a key frame request from the agent produces a new key frame', async () => 
   await expect
     .poll(() => h.framesOf('video', (f) => f.header.key), { timeout: 10_000 })
     .toBeGreaterThan(before);
+});
+
+test('frame socket lost under the worker: seq counts the skipped frames, a key frame follows at once', async () => {
+  const since = Date.now();
+  const ssrc = h.frames.findLast((f) => f.value.header.kind === 'video')!.value.header.ssrc;
+  // The bridge keeps one socket per track: this one replaces the worker's, which reconnects (frameSocket
+  // backoff) and replaces it in turn.
+  const intruder = new WebSocket(`${h.bridge.frameUrl}&kind=video`);
+  const closed = new Promise<void>((resolve) => intruder.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    intruder.once('open', () => resolve());
+    intruder.once('error', reject);
+  });
+  await closed;
+  const resumedAt = Date.now();
+  await expect
+    .poll(() => h.frames.filter((f) => f.at >= resumedAt && f.value.header.kind === 'video').length)
+    .toBeGreaterThan(60);
+  const video = h.frames
+    .filter((f) => f.at >= since - 1_000 && f.value.header.kind === 'video' && f.value.header.ssrc === ssrc)
+    .map((f) => f.value.header);
+  const steps = video.slice(1).map((f, i) => f.seq - video[i]!.seq);
+  const jumps = steps.filter((d) => d !== 1);
+  expect(jumps, 'one gap, and the numbering went on across the reconnect').toHaveLength(1);
+  expect(jumps[0]).toBeGreaterThan(1);
+  const afterGap = video.slice(steps.findIndex((d) => d !== 1) + 1);
+  const keyIndex = afterGap.findIndex((f) => f.key);
+  expect(keyIndex).toBeGreaterThanOrEqual(0);
+  const keyDelayMs = afterGap[keyIndex]!.receiveTimeMs - afterGap[0]!.receiveTimeMs;
+  measured(
+    `frame socket reconnect: ${jumps[0]! - 1} frames skipped, key frame ${keyDelayMs.toFixed(0)} ms after the gap`,
+  );
+  expect(keyDelayMs).toBeLessThan(1_000);
+  expect((await h.status()).tracks.video?.framesSkipped).toBeGreaterThanOrEqual(jumps[0]! - 1);
 });
 
 test('GO_AWAY: signaling reconnects while the call and the frames go on', async () => {
