@@ -9,7 +9,7 @@ import { KvssinkSink } from './sink/kvssinkSink.js';
 import type { Sink } from './sink/sink.js';
 import type { WatchdogThresholds } from './unit/mediaWatchdog.js';
 import { RecordingUnit, type UnitHealth, type UnitSummary } from './unit/recordingUnit.js';
-import type { UnitObserver } from './unit/unitObserver.js';
+import type { AgentMetrics } from './ops/metrics.js';
 import { TypedEmitter } from './typedEmitter.js';
 
 /** A relaunched browser that stayed up this long ends the failure streak. */
@@ -19,8 +19,8 @@ export interface AgentDependencies {
   config: AgentConfig;
   logger: Logger;
   credentials: AwsCredentialIdentityProvider;
-  /** Per channel: what the unit reports (metrics). */
-  observerFor?: (channel: string) => UnitObserver;
+  /** Metrics of every channel (each unit gets its channel's). */
+  metrics?: AgentMetrics;
   browserRestartPolicy?: RetryPolicy;
   pipelineRestartPolicy?: RetryPolicy;
   watchdog?: Partial<WatchdogThresholds>;
@@ -96,7 +96,7 @@ export class Agent extends TypedEmitter<AgentEvents> {
       keyframeIntervalMs: config.keyframeIntervalMs,
       signalingRenewMs: config.signalingRenewSeconds * 1000,
       logger: this.#log,
-      ...(this.#deps.observerFor ? { observer: this.#deps.observerFor(config.channel) } : {}),
+      ...(this.#deps.metrics ? { metrics: this.#deps.metrics.channel(config.channel) } : {}),
       ...(this.#deps.pipelineRestartPolicy
         ? { pipelineRestartPolicy: this.#deps.pipelineRestartPolicy }
         : {}),
@@ -104,6 +104,7 @@ export class Agent extends TypedEmitter<AgentEvents> {
     });
     this.#units.push(unit);
     unit.on('fatal', (err) => this.#giveUp(err));
+    this.#deps.metrics?.channel(config.channel).setUp(true);
     unit.on('escalate', ({ action, reason }) => void this.#escalate(unit, action, reason));
     await unit.start();
     this.#checkStopping();
@@ -131,6 +132,9 @@ export class Agent extends TypedEmitter<AgentEvents> {
       createStream: config.createStream,
       closeTimeoutMs,
       logger: this.#log.child({ component: 'kvssink' }),
+      onEvent: (event) => {
+        if (event.type === 'stream-error') this.#deps.metrics?.channel(config.channel).fragment('failed');
+      },
     });
   }
 
@@ -148,7 +152,7 @@ export class Agent extends TypedEmitter<AgentEvents> {
     this.#browser = browser;
     browser.on('died', (err) => {
       if (this.#browser !== browser || this.#stopping) return;
-      this.#log.error({ err: errorMessage(err), ...err.details }, 'viewer browser died');
+      this.#log.error({ err: err, ...err.details }, 'viewer browser died');
       this.#relaunch('Chromium died');
     });
     try {
@@ -177,12 +181,13 @@ export class Agent extends TypedEmitter<AgentEvents> {
     if (action === 'reload-page') {
       this.#log.warn({ channel: unit.channel, reason }, 'reloading the viewer page');
       this.safeEmit('restart', { child: 'page', reason });
+      this.#deps.metrics?.channel(unit.channel).childRestart('page');
       try {
         await unit.reloadPage();
         return;
       } catch (err) {
         this.#log.error(
-          { channel: unit.channel, err: errorMessage(err) },
+          { channel: unit.channel, err: err },
           'the page did not come back: relaunching Chromium',
         );
       }
@@ -219,13 +224,14 @@ export class Agent extends TypedEmitter<AgentEvents> {
       'relaunching Chromium',
     );
     this.safeEmit('restart', { child: 'chromium', reason });
+    for (const unit of this.#units) this.#deps.metrics?.channel(unit.channel).childRestart('chromium');
     this.#relaunchTimer = setTimeout(() => {
       this.#relaunchTimer = undefined;
       if (this.#stopping) return;
       this.#relaunching = this.#launchBrowser()
         .catch((err: unknown) => {
           if (err instanceof StoppedDuringStart) return;
-          this.#log.error({ err: errorMessage(err) }, 'Chromium relaunch failed');
+          this.#log.error({ err: err }, 'Chromium relaunch failed');
           this.#relaunching = undefined;
           this.#relaunch(`relaunch failed: ${errorMessage(err)}`);
         })

@@ -3,6 +3,8 @@ import { Agent } from './agent.js';
 import { helpText, loadConfig, wantsHelp, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
+import { HealthServer, type ReadinessReport } from './ops/healthServer.js';
+import { AgentMetrics } from './ops/metrics.js';
 
 /**
  * The agent's entry point and the only owner of process signals and of the stop budget. Exit codes: 0 clean
@@ -37,8 +39,32 @@ async function main(): Promise<void> {
     'starting',
   );
 
-  const agent = new Agent({ config, logger, credentials: fromNodeProviderChain() });
+  const metrics = new AgentMetrics();
+  const agent = new Agent({ config, logger, credentials: fromNodeProviderChain(), metrics });
   const budgetMs = config.stopBudgetSeconds * 1000;
+  // Up before the agent starts: /healthz answers during start-up, /readyz says what is not ready yet.
+  let health: HealthServer | undefined;
+  if (config.metricsAddress !== 'off') {
+    const at = config.metricsAddress.lastIndexOf(':');
+    health = new HealthServer({
+      host: config.metricsAddress.slice(0, at).replace(/^\[|\]$/g, ''),
+      port: Number(config.metricsAddress.slice(at + 1)),
+      alive: () => agent.health().alive,
+      readiness: () => readiness(agent.health()),
+      metrics,
+    });
+    try {
+      const { host, port } = await health.start();
+      logger.info({ host, port }, 'health and metrics endpoints listening');
+    } catch (err) {
+      logger.fatal(
+        { err: err, address: config.metricsAddress },
+        'could not listen for /healthz and /metrics',
+      );
+      process.exitCode = 1;
+      return;
+    }
+  }
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason: string, code: number): Promise<void> => {
     shuttingDown ??= (async () => {
@@ -56,10 +82,11 @@ async function main(): Promise<void> {
         const units = await agent.stop();
         logger.info({ units, bridge: agent.bridgeStats() }, 'recording finished');
       } catch (err) {
-        logger.error({ err: errorMessage(err) }, 'error while stopping');
+        logger.error({ err: err }, 'error while stopping');
         code = code || 1;
       }
       clearTimeout(hardStop);
+      await health?.close();
       process.exitCode = code;
     })();
     return shuttingDown;
@@ -69,7 +96,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   agent.on('fatal', (err) => {
-    logger.fatal({ err: errorMessage(err), code: (err as { code?: string }).code }, 'giving up');
+    logger.fatal({ err: err, code: (err as { code?: string }).code }, 'giving up');
     void shutdown('fatal', 1);
   });
 
@@ -78,7 +105,7 @@ async function main(): Promise<void> {
   } catch (err) {
     // A signal during start-up is a clean stop, not a failure.
     if (!shuttingDown) {
-      logger.fatal({ err: errorMessage(err), code: (err as { code?: string }).code }, 'could not start');
+      logger.fatal({ err: err, code: (err as { code?: string }).code }, 'could not start');
       await shutdown('start failed', 1);
       return;
     }
@@ -97,6 +124,19 @@ async function main(): Promise<void> {
     }, 100);
   });
   clearInterval(keepAlive);
+}
+
+/** /readyz: every unit's checks (prefixed by channel when there are several) and the browser's. */
+function readiness(h: ReturnType<Agent['health']>): ReadinessReport {
+  const checks: ReadinessReport['checks'] = {
+    browser: h.browser === 'up' ? { ok: true } : { ok: false, reason: `viewer browser ${h.browser}` },
+  };
+  for (const unit of h.units) {
+    for (const [name, check] of Object.entries(unit.checks)) {
+      checks[h.units.length > 1 ? `${unit.channel}:${name}` : name] = check;
+    }
+  }
+  return { checks };
 }
 
 main().catch((err: unknown) => {

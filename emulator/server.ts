@@ -202,6 +202,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       state,
       endpoints,
       onChannelDeleted: (channel) => hub.closeChannel(channel),
+      onRejected: (type) => stats.inc(`rejected.http.${type}`),
     }),
   );
   app.use(createIceConfigRouter({ state, iceServers: options.iceServers ?? [] }));

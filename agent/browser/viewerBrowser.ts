@@ -52,9 +52,7 @@ export class ViewerPage extends TypedEmitter<ViewerPageEvents> {
     this.#page = page;
     this.#log = logger;
     page.on('console', (msg: ConsoleMessage) => this.#onConsole(msg));
-    page.on('pageerror', (err: unknown) =>
-      logger.error({ child: 'page', err: errorMessage(err) }, 'page error'),
-    );
+    page.on('pageerror', (err: unknown) => logger.error({ child: 'page', err: err }, 'page error'));
     page.on('error', (err: Error) => this.#gone(`page crashed: ${err.message}`));
     page.on('close', () => this.#gone('page closed'));
   }
@@ -200,7 +198,7 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
       try {
         await withTimeout(browser.close(), 3_000, 'closing Chromium');
       } catch (err) {
-        this.#options.logger.warn({ err: errorMessage(err) }, 'Chromium did not close, killing it');
+        this.#options.logger.warn({ err: err }, 'Chromium did not close, killing it');
       }
     }
     // Whatever is left of the group (renderers outlive a killed browser process otherwise).

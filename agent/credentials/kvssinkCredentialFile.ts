@@ -2,7 +2,6 @@ import { chmod, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RetryStreak, retryPolicy } from '../policy/backoff.js';
 import { TypedEmitter } from '../typedEmitter.js';
@@ -132,7 +131,7 @@ export class KvssinkCredentialFile extends TypedEmitter<CredentialFileEvents> {
       retryInMs = this.#failures.failed(error) ?? MIN_REFRESH_INTERVAL_MS;
       this.options.logger.error(
         {
-          err: errorMessage(error),
+          err: error,
           attempt: this.#failures.attempts,
           retryInMs,
           expiration: this.#lastExpiration?.toISOString(),

@@ -9,7 +9,7 @@ import {
   type StreamTargetChunk,
 } from 'mediabunny';
 import type { TrackKind } from '../bridge/wire.js';
-import { AgentError, InvalidStateError, errorMessage } from '../errors.js';
+import { AgentError, InvalidStateError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { avcCodecString } from './h264.js';
@@ -215,7 +215,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
         if (this.#error) break;
         this.#stats.rejected++;
         this.#log.warn(
-          { err: errorMessage(err), kind: frame.kind, timestampUs: frame.timestampUs },
+          { err: err, kind: frame.kind, timestampUs: frame.timestampUs },
           'frame refused by the muxer',
         );
       }
@@ -374,7 +374,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011).
     if (this.#videoConfigured && this.#lastVideoUs >= 0) {
       await this.#fillSilence(this.#lastVideoUs + OPUS_SILENCE_DURATION_US).catch((err: unknown) =>
-        this.#log.warn({ err: errorMessage(err) }, 'could not pad audio at the end'),
+        this.#log.warn({ err: err }, 'could not pad audio at the end'),
       );
     }
     // Nothing may be added after this: mediabunny throws "Output has been finalized" on late packets.

@@ -1,5 +1,4 @@
 import type { TrackKind } from '../bridge/wire.js';
-import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TimedFrame } from '../media/timeline.js';
 import { RetryStreak, type RetryPolicy } from '../policy/backoff.js';
@@ -158,7 +157,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     this.#previousClose = closing;
     void closing.then(
       (s) => this.#log.info({ files: s.files, videoFrames: s.video.frames }, 'run finished'),
-      (err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'run did not close cleanly'),
+      (err: unknown) => this.#log.warn({ err: err }, 'run did not close cleanly'),
     );
   }
 
@@ -172,10 +171,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
   #scheduleRestart(err: Error): void {
     const delay = this.#failures.failed(err);
     if (delay === null) {
-      this.#log.error(
-        { attempts: this.#failures.attempts, err: errorMessage(err) },
-        'recording keeps failing',
-      );
+      this.#log.error({ attempts: this.#failures.attempts, err: err }, 'recording keeps failing');
       this.safeEmit('fatal', err);
       return;
     }
@@ -193,7 +189,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
           this.safeEmit('keyframe-needed');
         },
         (e: unknown) => {
-          this.#log.warn({ err: errorMessage(e) }, 'sink not ready for the next run');
+          this.#log.warn({ err: e }, 'sink not ready for the next run');
           this.#scheduleRestart(e instanceof Error ? e : new Error(String(e)));
         },
       );

@@ -1,4 +1,3 @@
-import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MatroskaStreamMuxer } from '../media/muxer.js';
 import type { TimedFrame } from '../media/timeline.js';
@@ -195,11 +194,11 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     if (this.#failed || this.#state === 'closed') return;
     this.#failed = true;
     if (this.#state === 'closing') {
-      this.#log.warn({ err: errorMessage(err) }, 'recording run failed while closing');
+      this.#log.warn({ err: err }, 'recording run failed while closing');
       return;
     }
     const error = err instanceof Error ? err : new Error(String(err));
-    this.#log.error({ err: errorMessage(error) }, 'recording run failed');
+    this.#log.error({ err: error }, 'recording run failed');
     this.safeEmit('failed', error);
   }
 
@@ -230,7 +229,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       const finished = this.#muxer.finish().then(
         () => true,
         (err: unknown) => {
-          this.#log.warn({ err: errorMessage(err) }, 'muxer did not finish cleanly');
+          this.#log.warn({ err: err }, 'muxer did not finish cleanly');
           return true;
         },
       );

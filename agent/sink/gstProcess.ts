@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
-import { ChildProcessError, InvalidStateError, errorMessage } from '../errors.js';
+import { ChildProcessError, InvalidStateError } from '../errors.js';
 import { lineSplitter, RingBuffer, type Logger } from '../log.js';
 import { TypedEmitter } from '../typedEmitter.js';
 
@@ -139,7 +139,7 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
       child.stdout.on('data', onLine('stdout'));
       child.stderr.on('data', onLine('stderr'));
       // EPIPE when gst is gone: the exit handler reports the death, the writer sees its own error.
-      child.stdin.on('error', (err) => this.#log.debug({ err: errorMessage(err) }, 'gst stdin error'));
+      child.stdin.on('error', (err) => this.#log.debug({ err: err }, 'gst stdin error'));
       child.on('error', (err) => fail(`could not run ${path}: ${err.message}`, err));
       // 'close' (not 'exit'): by then stdout/stderr are drained, so the error carries gst's last words.
       child.on('close', (exitCode, signal) => {

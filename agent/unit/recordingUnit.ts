@@ -2,6 +2,8 @@ import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { ChannelDiscovery, type ChannelEndpoints } from '../aws/discovery.js';
 import { SignalingPresigner } from '../aws/presigner.js';
 import { BridgeServer } from '../bridge/bridgeServer.js';
+import { pageLogEntry } from '../bridge/pageLog.js';
+import type { ChannelMetrics } from '../ops/metrics.js';
 import type { AgentToPage, PageToAgent } from '../bridge/controlProtocol.js';
 import type { TrackKind, WireFrame } from '../bridge/wire.js';
 import type { ViewerPage } from '../browser/viewerBrowser.js';
@@ -14,7 +16,6 @@ import type { RecordingSummary } from '../recording/recordingStats.js';
 import type { Sink } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { MediaWatchdog, type WatchdogAction, type WatchdogThresholds } from './mediaWatchdog.js';
-import type { UnitObserver } from './unitObserver.js';
 
 /** Readiness needs media written within this window. */
 const MEDIA_FRESH_MS = 10_000;
@@ -36,7 +37,8 @@ export interface RecordingUnitOptions {
   keyframeIntervalMs: number;
   signalingRenewMs: number;
   logger: Logger;
-  observer?: UnitObserver;
+  /** This channel's metrics. */
+  metrics?: ChannelMetrics;
   pipelineRestartPolicy?: RetryPolicy;
   watchdog?: Partial<WatchdogThresholds>;
 }
@@ -51,8 +53,11 @@ export interface UnitEvents extends Record<string, unknown[]> {
 export interface UnitHealth {
   channel: string;
   ready: boolean;
-  checks: Record<'channel' | 'page' | 'signaling' | 'peer' | 'media' | 'sink', boolean>;
-  reasons: string[];
+  /** Each readiness check, with why it fails (served by /readyz: no secrets). */
+  checks: Record<
+    'channel' | 'page' | 'signaling' | 'peer' | 'media' | 'sink',
+    { ok: boolean; reason?: string }
+  >;
 }
 
 export interface UnitSummary {
@@ -99,6 +104,9 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
   #channelProblem: string | undefined;
   readonly #lastFrameMs: Record<TrackKind, number | null> = { video: null, audio: null };
   #watchdogTimer: NodeJS.Timeout | undefined;
+  #lastKeyFrameWallMs: number | null = null;
+  /** Timeline drop counters already reported to metrics. */
+  #reportedDrops = { video: { before: 0, dup: 0 }, audio: { before: 0, dup: 0 } };
   #stopping = false;
   #summaries: RecordingSummary[] | undefined;
 
@@ -118,7 +126,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#timeline = new MediaTimeline({
       onGap: ({ kind, lost }) => {
         this.#log.warn({ kind, lost }, 'frames lost before the agent: holding video until a key frame');
-        options.observer?.dropped('seq_gap', kind, lost);
+        options.metrics?.dropped('seq_gap', kind, lost);
         if (kind === 'video') this.#bridge.requestKeyFrame();
       },
     });
@@ -160,8 +168,8 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#recorder = recorder;
     recorder.on('keyframe-needed', () => this.#bridge.requestKeyFrame());
     recorder.on('fatal', (err) => this.safeEmit('fatal', err));
-    recorder.on('restart', () => this.#o.observer?.childRestart('gst'));
-    recorder.on('gap', ({ kind, seconds }) => this.#o.observer?.gap(kind, seconds));
+    recorder.on('restart', () => this.#o.metrics?.childRestart('gst'));
+    recorder.on('gap', ({ kind, seconds }) => this.#o.metrics?.gap(kind, seconds));
 
     this.#watchdogTimer = setInterval(() => this.#tick(), WATCHDOG_TICK_MS);
     this.#watchdogTimer.unref();
@@ -173,7 +181,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#page = page;
     page.on('crashed', (err) => {
       if (this.#page !== page || this.#stopping) return;
-      this.#log.error({ err: errorMessage(err) }, 'viewer page crashed');
+      this.#log.error({ err: err }, 'viewer page crashed');
       this.#detachPage();
       this.safeEmit('escalate', { action: 'relaunch-browser', reason: err.message });
     });
@@ -210,9 +218,14 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
   #onFrame(frame: WireFrame): void {
     const kind = frame.header.kind;
     this.#lastFrameMs[kind] = Date.now();
-    this.#o.observer?.frameReceived(kind, frame.payload.byteLength, Date.now() - frame.header.receiveTimeMs);
     const timed = this.#timeline.push(frame);
     if (!timed) return;
+    this.#o.metrics?.bridgeLatency(Date.now() - frame.header.receiveTimeMs);
+    if (kind === 'video' && timed.key) {
+      if (this.#lastKeyFrameWallMs !== null)
+        this.#o.metrics?.keyFrameInterval((timed.wallClockMs - this.#lastKeyFrameWallMs) / 1000);
+      this.#lastKeyFrameWallMs = timed.wallClockMs;
+    }
     this.#recorder?.push(timed);
   }
 
@@ -233,8 +246,30 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     } else {
       this.#signalingDownSince = null;
     }
-    const status = this.#recorder?.status();
-    if (status) this.#o.observer?.recorderStatus(status);
+    this.#reportMetrics();
+  }
+
+  /** Counters kept by the timeline and recorder, turned into metric increments once per tick. */
+  #reportMetrics(): void {
+    const metrics = this.#o.metrics;
+    if (!metrics) return;
+    const stats = this.#timeline.stats();
+    for (const kind of ['video', 'audio'] as const) {
+      const t = stats[kind];
+      const r = this.#reportedDrops[kind];
+      const before = t.droppedBeforeKeyframe + t.droppedBeforeOrigin;
+      if (before > r.before) metrics.dropped('before_keyframe', kind, before - r.before);
+      if (t.droppedDuplicate > r.dup) metrics.dropped('duplicate', kind, t.droppedDuplicate - r.dup);
+      r.before = before;
+      r.dup = t.droppedDuplicate;
+    }
+    const health = this.health();
+    metrics.setReadiness(
+      health.ready,
+      Object.fromEntries(Object.entries(health.checks).map(([k, c]) => [k, c.ok])),
+    );
+    const expiry = this.#o.sink.health().credentialExpiry;
+    metrics.credentialExpiry(expiry === undefined ? undefined : new Date(expiry * 1000));
   }
 
   #act(action: WatchdogAction): void {
@@ -246,7 +281,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         return;
       case 'new-peer-connection':
         this.#log.warn({ stalledS }, 'no media while connected: new peer connection');
-        this.#o.observer?.reconnect('media_watchdog');
+        this.#o.metrics?.reconnect('media_watchdog');
         this.#sendControl({ type: 'reconnect', reason: 'no media arriving' });
         return;
       case 'audio-stalled':
@@ -288,13 +323,13 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         );
         this.#channel = channel;
         this.#presigner = this.#newPresigner(channel);
-        this.#o.observer?.reconnect('channel_changed');
+        this.#o.metrics?.reconnect('channel_changed');
         this.#sendControl({ type: 'reconnect', reason: 'channel re-created' });
       },
       (err: unknown) => {
         this.#channelProblem = errorMessage(err);
         const delay = this.#rediscovery.failed(err) ?? 15_000;
-        this.#log.error({ err: errorMessage(err), retryInMs: delay }, 'signaling channel not available');
+        this.#log.error({ err: err, retryInMs: delay }, 'signaling channel not available');
         this.#rediscoverTimer = setTimeout(() => {
           this.#rediscovering = false;
           this.#rediscover('retry');
@@ -350,15 +385,15 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         return;
       case 'signaling-event':
         page.warn({ event: msg.event, detail: msg.detail }, 'signaling event');
-        if (msg.event === 'go-away') this.#o.observer?.reconnect('go_away');
-        if (msg.event === 'reconnect-ice-server') this.#o.observer?.reconnect('reconnect_ice_server');
+        if (msg.event === 'go-away') this.#o.metrics?.reconnect('go_away');
+        if (msg.event === 'reconnect-ice-server') this.#o.metrics?.reconnect('reconnect_ice_server');
         return;
       case 'ice-servers':
         // RECONNECT_ICE_SERVER on the page: a fresh config carries fresh TURN servers.
         void this.#sendConfig();
         return;
       case 'log': {
-        const { level, msg: text, fields } = pageLogFields(msg);
+        const { level, msg: text, fields } = pageLogEntry(msg);
         page[level](fields, text);
         return;
       }
@@ -384,7 +419,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         frameUrl: this.#bridge.frameUrl,
       });
     } catch (err) {
-      this.#log.error({ err: errorMessage(err) }, 'could not get ICE servers for the viewer');
+      this.#log.error({ err: err }, 'could not get ICE servers for the viewer');
       // A deleted channel shows up here first (ResourceNotFound): find it again.
       this.#rediscover('GetIceServerConfig failed');
     }
@@ -396,7 +431,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
       const url = await this.#presigner!.presign(endpoint, query);
       this.#sendControl({ type: 'presigned', id, url });
     } catch (err) {
-      this.#log.warn({ err: errorMessage(err) }, 'presign refused');
+      this.#log.warn({ err: err }, 'presign refused');
       this.#sendControl({ type: 'presign-failed', id, message: errorMessage(err) });
     }
   }
@@ -404,27 +439,33 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
   health(nowMs = Date.now()): UnitHealth {
     const status = this.#recorder?.status();
     const sink = this.#o.sink.health();
-    const mediaFresh = status?.lastWrittenAtMs != null && nowMs - status.lastWrittenAtMs < MEDIA_FRESH_MS;
-    const checks = {
-      channel: !this.#channelProblem && !!this.#channel,
-      page: this.#pageUp,
-      signaling: this.#state.signaling === 'open',
-      peer: this.#state.peer === 'connected',
-      media: mediaFresh,
-      sink: sink.ready,
+    const written = status?.lastWrittenAtMs;
+    const mediaFresh = written != null && nowMs - written < MEDIA_FRESH_MS;
+    const peerReason =
+      this.#state.master === 'waiting' ? 'master not answering' : `peer connection ${this.#state.peer}`;
+    const checks: UnitHealth['checks'] = {
+      channel: this.#channelProblem
+        ? { ok: false, reason: `channel: ${this.#channelProblem}` }
+        : this.#channel
+          ? { ok: true }
+          : { ok: false, reason: 'channel not described yet' },
+      page: this.#pageUp ? { ok: true } : { ok: false, reason: 'viewer page not up' },
+      signaling:
+        this.#state.signaling === 'open' ? { ok: true } : { ok: false, reason: 'signaling socket not open' },
+      peer: this.#state.peer === 'connected' ? { ok: true } : { ok: false, reason: peerReason },
+      media: mediaFresh
+        ? { ok: true }
+        : {
+            ok: false,
+            reason:
+              written == null
+                ? `no media written yet (${status?.state ?? 'not started'})`
+                : `no media written for ${Math.round((nowMs - written) / 1000)} s (${status?.state ?? ''})`,
+          },
+      sink: sink.ready ? { ok: true } : { ok: false, reason: sink.reasons.join('; ') },
     };
-    const reasons: string[] = [];
-    if (this.#channelProblem) reasons.push(`channel: ${this.#channelProblem}`);
-    if (!checks.page) reasons.push('viewer page not up');
-    if (!checks.signaling) reasons.push('signaling not open');
-    if (!checks.peer)
-      reasons.push(this.#state.master === 'waiting' ? 'master not answering' : `peer ${this.#state.peer}`);
-    if (!checks.media)
-      reasons.push(
-        `no media written in the last ${MEDIA_FRESH_MS / 1000} s (${status?.state ?? 'no recorder'})`,
-      );
-    reasons.push(...sink.reasons);
-    return { channel: this.#o.channel, ready: reasons.length === 0, checks, reasons };
+    const ready = Object.values(checks).every((c) => c.ok);
+    return { channel: this.#o.channel, ready, checks };
   }
 
   /** First step of the agent's teardown: refuse frames, tell the page, finish the recording. */
@@ -436,9 +477,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#bridge.stopAcceptingFrames();
     this.#sendControl({ type: 'stop' });
     this.#summaries = (await this.#recorder?.stop()) ?? [];
-    await this.#o.sink
-      .close()
-      .catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'sink did not close'));
+    await this.#o.sink.close().catch((err: unknown) => this.#log.warn({ err: err }, 'sink did not close'));
     return this.#summaries;
   }
 
@@ -465,13 +504,4 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     await this.#bridge.close();
     this.#discovery.destroy();
   }
-}
-
-/** Placeholder until the page log sanitizer lands: nest the page's fields so they cannot forge ours. */
-function pageLogFields(msg: Extract<PageToAgent, { type: 'log' }>): {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  msg: string;
-  fields: Record<string, unknown>;
-} {
-  return { level: msg.level, msg: msg.msg, fields: msg.data ? { page: msg.data } : {} };
 }

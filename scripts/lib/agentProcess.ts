@@ -31,7 +31,15 @@ export function spawnAgent(options: {
   const child = spawn(
     process.execPath,
     // Warnings are not lost: main.ts logs them as structured lines.
-    ['--no-warnings', '--import', 'tsx', resolve(ROOT, 'agent/main.ts'), ...options.args],
+    [
+      '--no-warnings',
+      '--import',
+      'tsx',
+      resolve(ROOT, 'agent/main.ts'),
+      // A free port for /healthz and /metrics unless the caller picks one: agents in tests run side by side.
+      ...(options.args.includes('--metrics-address') ? [] : ['--metrics-address', '127.0.0.1:0']),
+      ...options.args,
+    ],
     {
       cwd: ROOT,
       env: { ...inheritedEnv(), ...options.env },

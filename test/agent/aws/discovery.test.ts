@@ -58,6 +58,7 @@ test('the presigned viewer URL opens the real signaling WebSocket; other endpoin
     credentials,
     allowedEndpoint: channel.wssEndpoint,
     channelARN: channel.channelARN,
+    clientId: 'viewer-presign-test',
   });
   const url = await presigner.presign(channel.wssEndpoint, {
     'X-Amz-ChannelARN': channel.channelARN,
