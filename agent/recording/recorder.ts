@@ -88,6 +88,11 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     return run.state === 'running' ? 'running' : 'starting';
   }
 
+  /** Frames and payload bytes waiting for gst in the current run (hold buffer + muxer queue). */
+  queueDepth(): { frames: number; bytes: number } {
+    return this.#current?.queueDepth() ?? { frames: 0, bytes: 0 };
+  }
+
   /** The current run's gst pid, if it has one (tests, diagnostics). */
   gstPids(): number[] {
     const pid = this.#current?.gstPid;

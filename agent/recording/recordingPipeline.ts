@@ -71,6 +71,14 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     return this.#gst?.pid;
   }
 
+  queueDepth(): { frames: number; bytes: number } {
+    const m = this.#muxer?.stats();
+    return {
+      frames: this.#pending.length + (m?.queueDepth ?? 0),
+      bytes: this.#pendingBytes + (m?.queueBytes ?? 0),
+    };
+  }
+
   get run(): RunInfo | undefined {
     return this.#run;
   }

@@ -122,6 +122,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#bridge = new BridgeServer({
       webRoot: options.webRoot,
       logger: this.#log.child({ component: 'bridge' }),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     });
     this.#timeline = new MediaTimeline({
       onGap: ({ kind, lost }) => {
@@ -263,6 +264,8 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
       r.before = before;
       r.dup = t.droppedDuplicate;
     }
+    const queue = this.#recorder?.queueDepth();
+    if (queue) metrics.queueDepth(queue.frames, queue.bytes);
     const health = this.health();
     metrics.setReadiness(
       health.ready,
