@@ -394,21 +394,22 @@ export class ViewerSession {
       if (iceRestart) this.#pc.restartIce();
       const offer = await this.#pc.createOffer(iceRestart ? { iceRestart: true } : {});
       if (this.#closed) return;
-      await this.#pc.setLocalDescription(offer);
-      const local = this.#pc.localDescription;
-      if (!local) throw new Error('no local description');
-      // Candidates of the previous round belong to ICE credentials that are gone.
-      this.#remoteSet = false;
-      this.#remoteCandidates = [];
-      this.#offer = {
-        description: local.toJSON(),
+      // The round exists before gathering starts, so that every candidate of it is kept with it.
+      const round: OfferRound = {
+        description: { type: offer.type, ...(offer.sdp !== undefined ? { sdp: offer.sdp } : {}) },
         candidates: [],
         since: performance.now(),
         answered: false,
         resends: new RetryStreak(retryPolicy('offerResend')),
         iceRestart,
       };
-      this.#firstRound ??= this.#offer;
+      this.#offer = round;
+      this.#firstRound ??= round;
+      // Candidates of the previous round belong to ICE credentials that are gone.
+      this.#remoteSet = false;
+      this.#remoteCandidates = [];
+      await this.#pc.setLocalDescription(offer);
+      if (this.#closed || this.#offer !== round) return;
       this.#timers.offerRefresh = setTimeout(
         () => this.close('no answer for 4 minutes: a new session with fresh ICE servers', true),
         OFFER_REFRESH_MS,
@@ -452,11 +453,12 @@ export class ViewerSession {
 
   #onAnswer(sdp: string): void {
     const offer = this.#offer;
-    if (!offer || offer.answered || this.#applyingAnswer) {
+    // While a new round is being set up, an answer can only be for an older one.
+    if (!offer || offer.answered || this.#applyingAnswer || this.#negotiating) {
       this.#hooks.count('answersIgnored');
       this.#hooks.log('debug', 'SDP answer ignored: no offer is waiting for one');
       // Only a master that replaced its peer answers again: the applied answer's peer is gone.
-      if (offer?.answered && this.#pc.connectionState !== 'connected')
+      if (offer?.answered && !this.#negotiating && this.#pc.connectionState !== 'connected')
         this.#restartIce('a newer answer arrived after the applied one');
       return;
     }
