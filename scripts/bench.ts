@@ -53,7 +53,8 @@ async function main(): Promise<void> {
     process.kill(pid, 'SIGINT');
     await agent.exited;
     const finished = agent.lines.find((l) => l.msg === 'recording finished');
-    const summary = ((finished?.summaries ?? []) as RecordingSummary[])[0];
+    const units = (finished?.units ?? []) as Array<{ runs?: RecordingSummary[] }>;
+    const summary = units[0]?.runs?.[0];
 
     console.log(
       `Benchmark (${values.sink} sink): ${wall.toFixed(1)} s measured at 720p30 H.264 + Opus (after a 5 s warm-up)`,
