@@ -75,8 +75,10 @@ interface TrackState {
   gated: boolean;
   /** Why video is gated: after a sequence gap, drops are counted as droppedAfterGap. */
   gatedByGap: boolean;
-  /** The sequence number the next frame on this frame-socket connection must carry; null after a reset. */
+  /** The sequence number the next frame of this track must carry (the worker's count spans reconnects). */
   expectedSeq: number | null;
+  /** The frame socket reconnected: a sequence that starts again lower is a new session, not a loss. */
+  reconnected: boolean;
   readonly stats: TrackTimelineStats;
 }
 
@@ -124,6 +126,7 @@ export class MediaTimeline {
       gated: kind === 'video',
       gatedByGap: false,
       expectedSeq: null,
+      reconnected: false,
       stats: emptyStats(),
     });
     this.#tracks = { video: track('video'), audio: track('audio') };
@@ -135,13 +138,15 @@ export class MediaTimeline {
   }
 
   /**
-   * A track's frame socket (re)connected: its sequence numbers start again at 0. Whatever was in flight on the
-   * old connection may be lost, so video waits for a key frame.
+   * A track's frame socket (re)connected. Whatever was in flight on the old connection may be lost, so video
+   * waits for a key frame. The worker's numbering goes on across reconnects (wire.ts), so the expected number
+   * is kept: frames skipped while the socket was down show up as a gap. A number lower than expected is a new
+   * viewer session (new workers start at 0), not a loss.
    */
   connectionReset(kind: TrackKind): void {
     const track = this.#tracks[kind];
     if (track.expectedSeq !== null && kind === 'video') this.#gate(track, true);
-    track.expectedSeq = null;
+    track.reconnected = true;
   }
 
   /** Holds video back until the next key frame (a run or the muxer lost frames downstream). */
@@ -157,12 +162,16 @@ export class MediaTimeline {
     if (track.expectedSeq !== null && header.seq !== track.expectedSeq) {
       // A sequence that went backwards restarted (a new socket whose open we missed): lost count unknown.
       const diff = (header.seq - track.expectedSeq) >>> 0;
-      const lost = diff < 2 ** 31 ? diff : 0;
-      track.stats.seqGaps++;
-      track.stats.framesLostUpstream += lost;
-      if (header.kind === 'video') this.#gate(track, true);
-      this.#onGap?.({ kind: header.kind, lost });
+      const forward = diff < 2 ** 31;
+      if (forward || !track.reconnected) {
+        const lost = forward ? diff : 0;
+        track.stats.seqGaps++;
+        track.stats.framesLostUpstream += lost;
+        if (header.kind === 'video') this.#gate(track, true);
+        this.#onGap?.({ kind: header.kind, lost });
+      }
     }
+    track.reconnected = false;
     track.expectedSeq = (header.seq + 1) >>> 0;
     if (header.codec !== EXPECTED_CODEC[header.kind]) {
       track.stats.rejectedCodec++;

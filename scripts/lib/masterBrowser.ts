@@ -26,6 +26,15 @@ export interface MasterHandle {
   waitForViewerConnected(timeoutMs: number): Promise<string>;
   /** framesEncoded for one viewer, or summed over all of them. */
   framesEncoded(clientId?: string): Promise<number>;
+  /** Reloads the master page (its peer connections and signaling go with it); resolves once signaling is open again. */
+  reload(): Promise<void>;
+  /**
+   * Stops (`false`) or resumes (`true`) sending video on every peer connection (RTCRtpSender.replaceTrack):
+   * the peer stays connected but no video flows — a frozen master. Resolves with the number of senders changed.
+   */
+  setVideoSending(sending: boolean): Promise<number>;
+  /** Scales the video down by `factor` on every sender (1 = full size): a real mid-call resolution change. */
+  setVideoScale(factor: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -82,23 +91,94 @@ export async function launchMaster(options: MasterOptions): Promise<MasterHandle
       maintainResolution: options.maintainResolution ? '1' : '0',
     });
     await page.goto(`${server.url}/WebRTC/index.html?${query.toString()}`);
-    await page.waitForFunction(
-      () => {
-        const { signaling } = (globalThis as unknown as PageGlobals).masterState;
-        return signaling === 'open' || signaling === 'error';
-      },
-      undefined,
-      { timeout: 30_000 },
-    );
-    const state = await readState(page);
-    if (state.signaling !== 'open')
-      throw new Error(`the master page did not connect: ${state.error ?? state.signaling}`);
+    await waitForSignalingOpen(page);
     log.info('master connected to signaling');
     return handle(browser, page, () => server.close());
   } catch (err) {
     await browser?.close().catch(() => undefined);
     await server.close();
     throw err;
+  }
+}
+
+async function waitForSignalingOpen(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const s = (globalThis as unknown as Partial<PageGlobals>).masterState;
+      return s?.signaling === 'open' || s?.signaling === 'error';
+    },
+    undefined,
+    { timeout: 30_000, polling: 50 },
+  );
+  const state = await readState(page);
+  if (state.signaling !== 'open')
+    throw new Error(`the master page did not connect: ${state.error ?? state.signaling}`);
+}
+
+/**
+ * The page keeps its RTCRtpSenders to itself: find them through the DevTools protocol (every live instance of
+ * the prototype) so that the page under test stays unmodified. Removed tracks are kept on the page to put back.
+ */
+async function setVideoSending(page: Page, sending: boolean): Promise<number> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const proto = await cdp.send('Runtime.evaluate', { expression: 'RTCRtpSender.prototype' });
+    const found = await cdp.send('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId! });
+    const result = await cdp.send('Runtime.callFunctionOn', {
+      objectId: found.objects.objectId!,
+      awaitPromise: true,
+      returnByValue: true,
+      arguments: [{ value: sending }],
+      functionDeclaration: `async function (sending) {
+        const held = (globalThis.__heldVideoTracks ??= new Map());
+        let changed = 0;
+        for (const sender of this) {
+          if (!sending && sender.track && sender.track.kind === 'video') {
+            held.set(sender, sender.track);
+            await sender.replaceTrack(null);
+            changed++;
+          } else if (sending && held.has(sender)) {
+            await sender.replaceTrack(held.get(sender));
+            held.delete(sender);
+            changed++;
+          }
+        }
+        return changed;
+      }`,
+    });
+    return Number(result.result.value);
+  } finally {
+    await cdp.detach().catch(() => undefined);
+  }
+}
+
+/** `scaleResolutionDownBy` on every video sender: a real resolution change (new SPS, new key frame). */
+async function setVideoScale(page: Page, factor: number): Promise<number> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const proto = await cdp.send('Runtime.evaluate', { expression: 'RTCRtpSender.prototype' });
+    const found = await cdp.send('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId! });
+    const result = await cdp.send('Runtime.callFunctionOn', {
+      objectId: found.objects.objectId!,
+      awaitPromise: true,
+      returnByValue: true,
+      arguments: [{ value: factor }],
+      functionDeclaration: `async function (factor) {
+        let changed = 0;
+        for (const sender of this) {
+          if (!sender.track || sender.track.kind !== 'video') continue;
+          const params = sender.getParameters();
+          if (!params.encodings || params.encodings.length === 0) continue;
+          for (const e of params.encodings) e.scaleResolutionDownBy = factor;
+          await sender.setParameters(params);
+          changed++;
+        }
+        return changed;
+      }`,
+    });
+    return Number(result.result.value);
+  } finally {
+    await cdp.detach().catch(() => undefined);
   }
 }
 
@@ -128,6 +208,12 @@ function handle(browser: Browser, page: Page, closeServer: () => Promise<void>):
       if (clientId !== undefined) return viewers[clientId]?.framesEncoded ?? 0;
       return Object.values(viewers).reduce((sum, v) => sum + v.framesEncoded, 0);
     },
+    async reload() {
+      await page.reload();
+      await waitForSignalingOpen(page);
+    },
+    setVideoSending: (sending) => setVideoSending(page, sending),
+    setVideoScale: (factor) => setVideoScale(page, factor),
     close() {
       closing ??= (async () => {
         await browser.close().catch(() => undefined);

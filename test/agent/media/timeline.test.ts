@@ -195,3 +195,23 @@ test('audio gaps are counted but do not hold audio back; a reconnected socket re
   // The wall clock follows the media timeline: origin (first key frame's receive time) + timestamp.
   expect(wall?.wallClockMs).toBe(T0 + 100);
 });
+
+test('frames skipped while the frame socket was down are a counted gap: the numbering spans reconnects', () => {
+  const gaps: Array<{ kind: TrackKind; lost: number }> = [];
+  const tl = new MediaTimeline({ onGap: (g) => gaps.push(g) });
+  expect(tl.push(frame('video', 0, T0, { key: true, seq: 0 }))).not.toBeNull();
+  expect(tl.push(frame('video', 3000, T0 + 33, { seq: 1 }))).not.toBeNull();
+  // Socket down for frames 2–9 (the worker skipped and numbered them), then open again.
+  tl.connectionReset('video');
+  expect(tl.push(frame('video', 30000, T0 + 333, { seq: 10 }))).toBeNull();
+  expect(gaps).toEqual([{ kind: 'video', lost: 8 }]);
+  expect(tl.push(frame('video', 33000, T0 + 366, { key: true, seq: 11 }))).not.toBeNull();
+  const s = tl.stats().video;
+  expect(s.seqGaps).toBe(1);
+  expect(s.framesLostUpstream).toBe(8);
+  expect(s.droppedAfterGap).toBe(1);
+  // A new viewer session's workers number from 0 again: not a loss.
+  tl.connectionReset('video');
+  expect(tl.push(frame('video', 36000, T0 + 400, { key: true, seq: 0 }))).not.toBeNull();
+  expect(gaps).toHaveLength(1);
+});
