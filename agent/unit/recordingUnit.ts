@@ -96,6 +96,8 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
   #hello: { promise: Promise<void>; resolve: () => void } | undefined;
   #pageUp = false;
   #lastHeartbeatMs: number | null = null;
+  /** From the page's heartbeat: how long the current offer has waited for the master's answer. */
+  #masterWaitingMs = 0;
   #state: PageState = { signaling: 'closed', peer: 'new', ice: 'new' };
   #lastStateKey = '';
   #signalingDownSince: number | null = Date.now();
@@ -367,6 +369,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         return;
       case 'heartbeat':
         this.#lastHeartbeatMs = Date.now();
+        this.#masterWaitingMs = msg.master === 'waiting' ? msg.masterWaitingMs : 0;
         return;
       case 'presign':
         void this.#presign(msg.id, msg.endpoint, msg.queryParams);
@@ -445,7 +448,9 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     const written = status?.lastWrittenAtMs;
     const mediaFresh = written != null && nowMs - written < MEDIA_FRESH_MS;
     const peerReason =
-      this.#state.master === 'waiting' ? 'master not answering' : `peer connection ${this.#state.peer}`;
+      this.#state.master === 'waiting'
+        ? `master not answering (offer waiting ${Math.round(this.#masterWaitingMs / 1000)} s)`
+        : `peer connection ${this.#state.peer}`;
     const checks: UnitHealth['checks'] = {
       channel: this.#channelProblem
         ? { ok: false, reason: `channel: ${this.#channelProblem}` }

@@ -138,9 +138,13 @@ async function setVideoSending(page: Page, sending: boolean): Promise<number> {
             await sender.replaceTrack(null);
             changed++;
           } else if (sending && held.has(sender)) {
-            await sender.replaceTrack(held.get(sender));
+            const track = held.get(sender);
             held.delete(sender);
-            changed++;
+            // A sender of a peer connection closed meanwhile refuses: nothing to resume there.
+            try {
+              await sender.replaceTrack(track);
+              changed++;
+            } catch {}
           }
         }
         return changed;

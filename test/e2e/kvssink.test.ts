@@ -8,7 +8,7 @@ import { spawnAgent, type AgentProcess } from '../../scripts/lib/agentProcess.js
 import { startDemoStack, type DemoStack } from '../../scripts/lib/demoStack.js';
 import { kvssinkAvailable } from '../../scripts/lib/kvssinkCheck.js';
 import { KvsReadBack } from '../../scripts/lib/kvsReadBack.js';
-import { decodeErrors, probe, resolutions } from '../../scripts/lib/mediaProbe.js';
+import { decodeErrors, probe, probeFrames, resolutions } from '../../scripts/lib/mediaProbe.js';
 
 /**
  * The production path: reference master ↔ emulator ↔ agent → kvssink → the emulator's PutMedia, read back
@@ -190,4 +190,83 @@ test('credentials rotate: the agent records across an expiry of its task-role cr
   }
   const written = agent.lines.filter((l) => l.msg === 'kvssink credentials written');
   expect(written.length).toBeGreaterThanOrEqual(2);
+});
+
+test('renewal every 10 s for 3 minutes: producer times follow the frames, sessions contiguous, nothing lost', async () => {
+  test.skip(!kvssink.available, kvssink.reason);
+  test.setTimeout(420_000);
+  const stack = await startDemoStack({ logger, maintainResolution: true });
+  cleanups.push(() => stack.close());
+  const agent = startAgent(stack, stack.agentEnv);
+  await agent.waitForLog((l) => l.msg === 'recording' && l.sink === 'kvssink', 90_000);
+  // A real resolution change every 10 s (new SPS, new key frame): each one is a kvssink session renewal.
+  for (let i = 1; i <= 18; i++) {
+    await new Promise((r) => setTimeout(r, 10_000));
+    expect(await stack.master.setVideoScale(i % 2 === 1 ? 2 : 1)).toBeGreaterThan(0);
+  }
+  await new Promise((r) => setTimeout(r, 5_000));
+  process.kill(agent.child.pid!, 'SIGTERM');
+  expect((await agent.exited).code).toBe(0);
+
+  const stats = stack.emulator.admin.stats();
+  expect(problems(stats)).toEqual([]);
+  expect(stats['putMedia.fragmentsPersisted']).toBe(stats['putMedia.fragmentsReceived']);
+  const index = await fragmentIndex(stack);
+  await writeFile(test.info().outputPath('index.json'), JSON.stringify(index, null, 1));
+  const sessions = agent.lines.filter((l) => l.msg === 'recording' && l.sink === 'kvssink');
+  expect(sessions.length).toBeGreaterThanOrEqual(15);
+  let worstStartMs = 0;
+  for (const s of sessions) {
+    const at = Number(s.firstFrameWallClockMs);
+    expect(
+      index.some((f) => Math.abs(f.producerTimestampMs - at) < 1),
+      `a fragment starts at ${at}`,
+    ).toBe(true);
+    worstStartMs = Math.max(worstStartMs, Math.abs(at - Number(s.firstFrameReceivedMs)));
+  }
+  expect(worstStartMs).toBeLessThan(100);
+  let worstHoleMs = 0;
+  for (let i = 1; i < index.length; i++) {
+    const prev = index[i - 1]!;
+    worstHoleMs = Math.max(
+      worstHoleMs,
+      Math.abs(index[i]!.producerTimestampMs - (prev.producerTimestampMs + prev.durationMs)),
+    );
+  }
+  expect(worstHoleMs).toBeLessThan(100);
+
+  // Nothing lost: every video frame the timeline accepted went into a session, and every one is in the stream.
+  const finished = agent.lines.find((l) => l.msg === 'recording finished');
+  const unit = (
+    finished?.units as Array<{
+      runs: Array<{ video: { frames: number }; droppedFrames?: number }>;
+      timeline: { video: { accepted: number } };
+      droppedWithoutRun: number;
+    }>
+  )[0]!;
+  const written = unit.runs.reduce((n, r) => n + r.video.frames, 0);
+  expect(unit.runs.reduce((n, r) => n + (r.droppedFrames ?? 0), 0)).toBe(0);
+  expect(unit.droppedWithoutRun).toBe(0);
+  expect(written).toBe(unit.timeline.video.accepted);
+  const readBack = new KvsReadBack({
+    region: stack.emulator.region,
+    credentials: DEFAULT_EMULATOR_CREDENTIALS,
+    endpoint: stack.emulator.url,
+    streamName: DEFAULT_STREAM_NAME,
+  });
+  cleanups.push(() => Promise.resolve(readBack.destroy()));
+  const clip = test.info().outputPath('clip.mp4');
+  const first = index[0]!;
+  const last = index[index.length - 1]!;
+  await readBack.clip(
+    new Date(first.producerTimestampMs),
+    new Date(last.producerTimestampMs + last.durationMs),
+    clip,
+  );
+  const clipFrames = (await probeFrames(clip, 'v')).length;
+  console.log(
+    `renewals: ${sessions.length} sessions, ${index.length} fragments; worst session start vs receive ${worstStartMs} ms; worst hole between fragments ${worstHoleMs.toFixed(1)} ms; video frames written ${written}, in the clip ${clipFrames}`,
+  );
+  expect(clipFrames).toBe(written);
+  expect(await decodeErrors(clip)).toBe('');
 });
