@@ -24,13 +24,19 @@ export interface PipelineOptions {
  * The front half, shared by every sink: Matroska from the agent on stdin, demuxed; H.264 kept as it is
  * (h264parse only re-frames it, its caps come from the back half); Opus decoded and re-encoded as AAC-LC,
  * the only audio codec KVS plays back. Queues decouple the demuxer from the two branches so a slow encoder
- * does not block video.
+ * does not block video. They are bounded in bytes only (queue's default 10 MB), not in time: after a gap (a
+ * Chromium relaunch, a new peer) video that comes back before audio would otherwise fill the video queue by
+ * its timestamps alone (the frames on both sides of a 10 s gap are "10 s" of queue), the demuxer blocks on
+ * it, audio never reaches the muxer, and the muxer waits for audio forever: gst stops reading its input.
  */
+/** A queue bounded by bytes only (see frontHalf). */
+const QUEUE = ['queue', 'max-size-time=0', 'max-size-buffers=0'];
+
 function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, audioTarget: string): string[] {
   const video = [
     'demux.video_0',
     '!',
-    'queue',
+    ...QUEUE,
     '!',
     'h264parse',
     'config-interval=-1',
@@ -42,7 +48,7 @@ function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, au
     ? [
         'demux.audio_0',
         '!',
-        'queue',
+        ...QUEUE,
         '!',
         'opusdec',
         '!',
@@ -54,7 +60,7 @@ function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, au
         '!',
         'aacparse',
         '!',
-        'queue',
+        ...QUEUE,
         '!',
         audioTarget,
       ]
@@ -75,7 +81,7 @@ function fileBackHalf(spec: Extract<SinkSpec, { kind: 'file' }>, hasAudio: boole
   // made the muxer wait forever for video, so it is only used for kvssink.)
   const front = frontHalf(
     'video/x-h264,stream-format=byte-stream,alignment=au',
-    ['!', 'queue', '!', 'mux.'],
+    ['!', ...QUEUE, '!', 'mux.'],
     hasAudio,
     'mux.',
   );
@@ -98,7 +104,7 @@ function kvssinkBackHalf(spec: Extract<SinkSpec, { kind: 'kvssink' }>, hasAudio:
   // kvssink drops key frames without DTS (Matroska carries PTS only): h264timestamper fills DTS in.
   const front = frontHalf(
     'video/x-h264,stream-format=avc,alignment=au',
-    ['!', 'h264timestamper', '!', 'queue', '!', 'sink.'],
+    ['!', 'h264timestamper', '!', ...QUEUE, '!', 'sink.'],
     hasAudio,
     'sink.',
   );
