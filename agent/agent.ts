@@ -108,7 +108,14 @@ export class Agent extends TypedEmitter<AgentEvents> {
     unit.on('escalate', ({ action, reason }) => void this.#escalate(unit, action, reason));
     await unit.start();
     this.#checkStopping();
-    await this.#launchBrowser();
+    try {
+      await this.#launchBrowser();
+    } catch (err) {
+      if (err instanceof StoppedDuringStart) throw err;
+      // Like any later failure: retried on the browserRestart policy; the agent is up but not ready meanwhile.
+      this.#log.error({ err }, 'the viewer browser did not start');
+      this.#relaunch(`start failed: ${errorMessage(err)}`);
+    }
   }
 
   #makeSink(): Sink {

@@ -132,8 +132,21 @@ test('a SIGKILLed agent still leaves a file that ffprobe reads', async () => {
   const dir = await outputDir();
   const agent = startAgent(dir);
   await agent.waitForLog((l) => l.msg === 'recording', 90_000);
-  await new Promise((r) => setTimeout(r, 8_000));
-  // The whole process group: agent, its Chromium and gst-launch die at once, nothing gets to finish the file.
+  // Until the segment on disk holds a few seconds of both tracks.
+  await expect
+    .poll(
+      async () => {
+        const [file] = await segments(dir);
+        return file ? (await probeFrames(file, 'v').catch(() => [])).length : 0;
+      },
+      { timeout: 60_000, intervals: [1000] },
+    )
+    .toBeGreaterThan(150);
+  // Everything at once — the agent, its Chromium and gst-launch (each in its own process group) — so that
+  // nothing gets to finish the file.
+  const gst = await childrenNamed(agent.child.pid!, 'gst-launch');
+  const chromium = await chromiumChildOf(agent.child.pid!);
+  for (const pid of [...gst, ...(chromium ? [chromium] : [])]) process.kill(-pid, 'SIGKILL');
   process.kill(-agent.child.pid!, 'SIGKILL');
   await agent.exited;
   const files = await segments(dir);
@@ -142,6 +155,24 @@ test('a SIGKILLed agent still leaves a file that ffprobe reads', async () => {
   expect(info.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
   expect((await probeFrames(files[0]!, 'v')).length).toBeGreaterThan(100);
 });
+
+/** Direct children of `pid` whose command name starts with `prefix`. */
+async function childrenNamed(pid: number, prefix: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      if (ppid === pid && comm.startsWith(prefix.slice(0, 15))) out.push(Number(name));
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return out;
+}
 
 /** The Chromium browser process the agent launched (direct child named chromium). */
 async function chromiumChildOf(pid: number): Promise<number | undefined> {
