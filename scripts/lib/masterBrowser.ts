@@ -218,10 +218,6 @@ function handle(browser: Browser, page: Page, closeServer: () => Promise<void>):
     },
     setVideoSending: (sending) => setVideoSending(page, sending),
     setVideoScale: (factor) => setVideoScale(page, factor),
-    async reload() {
-      await page.reload();
-      await waitForSignalingOpen(page);
-    },
     close() {
       closing ??= (async () => {
         await browser.close().catch(() => undefined);
