@@ -274,7 +274,8 @@ test('master gone longer than the message TTL, then back: readiness says so, no 
   expect(after, 'video after the master came back').toBeDefined();
 
   const absent = samples.filter((s) => s.at > cpuFromAt && s.at < backStartAt);
-  const reasons = [...new Set(absent.flatMap((s) => s.reasons))];
+  // Figures inside the reasons change every second: one entry per kind of reason.
+  const reasons = [...new Set(absent.flatMap((s) => s.reasons.map((x) => x.replace(/\d+/g, 'N'))))];
   const cpu = (k: 'node' | 'chromium' | 'gst') => (cpuTo[k] - cpuFrom[k]) / windowS;
   const notAnswering = since(r, goneAt, (l) => l.msg.includes('the master is not answering'));
   report(
