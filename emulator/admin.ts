@@ -1,4 +1,5 @@
 import { Router, type Request } from 'express';
+import type { PutMediaFault, PutMediaFaults } from './media/putMediaFaults.js';
 import type { ServiceMessageType, SignalingHub } from './signaling.js';
 import type { Stats } from './stats.js';
 
@@ -14,10 +15,16 @@ export interface EmulatorAdmin {
   connections(channelName: string): { master: boolean; viewers: string[] };
   /** Counters for tests: rejected requests by reason, routed messages, etc. */
   stats(): Record<string, number>;
+  /** PutMedia refusing or stalling (see PutMediaFaults); `{ mode: 'none' }` is the real behaviour. */
+  putMediaFault(fault?: PutMediaFault): PutMediaFault;
 }
 
-export function createAdmin(hub: SignalingHub, stats: Stats): EmulatorAdmin {
+export function createAdmin(hub: SignalingHub, stats: Stats, faults: PutMediaFaults): EmulatorAdmin {
   return {
+    putMediaFault: (fault) => {
+      if (fault) faults.set(fault);
+      return faults.fault;
+    },
     send: (channelName, client, messageType) => hub.send(channelName, client, messageType),
     inject: (channelName, client, data) => hub.inject(channelName, client, data),
     drop: (channelName, client) => hub.drop(channelName, client),
@@ -31,7 +38,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 /**
  * `/_emulator/...`: unsigned, so only answered to loopback peers.
  * POST channels/<name>/clients/<client>/{go-away|reconnect-ice-server|drop} → 200 `{ok:true}` or 404;
- * GET channels/<name>/connections; GET stats.
+ * GET channels/<name>/connections; GET stats; GET|POST put-media/fault `{mode:'none'|'refuse'|'stall', status?}`.
  */
 export function createAdminRouter(admin: EmulatorAdmin): Router {
   const router = Router();
@@ -61,6 +68,19 @@ export function createAdminRouter(admin: EmulatorAdmin): Router {
   });
   router.get('/stats', (_req, res) => {
     res.json(admin.stats());
+  });
+  router.get('/put-media/fault', (_req, res) => {
+    res.json(admin.putMediaFault());
+  });
+  router.post('/put-media/fault', (req, res) => {
+    const body = (req.body ?? {}) as Partial<PutMediaFault>;
+    try {
+      res.json(
+        admin.putMediaFault({ mode: body.mode ?? 'none', ...(body.status ? { status: body.status } : {}) }),
+      );
+    } catch (err) {
+      res.status(400).json({ message: (err as Error).message });
+    }
   });
   return router;
 }

@@ -18,6 +18,7 @@ import { createControlPlaneRouter } from './controlPlane.js';
 import { createIceConfigRouter, type IceServerEntry } from './iceConfig.js';
 import { FragmentStore } from './media/fragmentStore.js';
 import { createMediaRouter, type MediaRouterOptions } from './media/mediaRouter.js';
+import { PutMediaFaults } from './media/putMediaFaults.js';
 import { SigV4Verifier, type EmulatorCredential } from './sigv4.js';
 import { SignalingHub } from './signaling.js';
 import { EmulatorState } from './state.js';
@@ -130,7 +131,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       : {}),
     maxViewers: options.maxViewers ?? 10,
   });
-  const admin = createAdmin(hub, stats);
+  const putMediaFaults = new PutMediaFaults();
+  const admin = createAdmin(hub, stats, putMediaFaults);
   let port = 0;
   const endpoints = () => ({ http: `http://${urlHost(host)}:${port}`, ws: `ws://${urlHost(host)}:${port}` });
 
@@ -178,6 +180,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       },
       count: (name, by) => stats.inc(name, by),
       logger,
+      faults: putMediaFaults,
       ...options.media,
     }),
   );

@@ -14,6 +14,7 @@ import {
 import type { FragmentStore } from './fragmentStore.js';
 import { MEDIA_CONTENT_TYPE, mediaChunk } from './mediaChunk.js';
 import { remuxToMp4 } from './mp4Remuxer.js';
+import { PutMediaFaults } from './putMediaFaults.js';
 import { DEFAULT_PUT_MEDIA_LIMITS, PutMediaSession, type PutMediaLimits } from './putMediaSession.js';
 
 export interface MediaStreamInfo {
@@ -43,6 +44,8 @@ export interface MediaRouterOptions {
   clip?: { ffmpegPath?: string; maxFragments?: number; maxBytes?: number; timeoutMs?: number };
   /** GetMedia keeps following a live stream until no fragment arrives for this long (default 5 s). */
   getMediaIdleMs?: number;
+  /** Fault injection for PutMedia (admin hook); none by default. */
+  faults?: PutMediaFaults;
 }
 
 const epochSeconds = z.number().finite().nonnegative();
@@ -109,6 +112,7 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
   const limits: PutMediaLimits = { ...DEFAULT_PUT_MEDIA_LIMITS, ...options.limits };
   const sessions = new Map<string, PutMediaSession>();
   const { store } = options;
+  const faults = options.faults ?? new PutMediaFaults();
 
   const fail = (res: Response, op: string, err: unknown): void => {
     if (err instanceof AwsError) {
@@ -140,6 +144,8 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
 
   router.post('/putMedia', (req: Request, res: Response) => {
     void (async () => {
+      const done = await faults.admit(req, res);
+      res.once('close', done);
       const problem = await options.verify(req, { emptyPayloadHash: true });
       if (problem !== undefined) throw accessDenied(problem);
       const name = req.header('x-amzn-stream-name');
