@@ -45,6 +45,11 @@ export interface TrackTimelineStats {
   framesLostUpstream: number;
   /** Video held back after a sequence gap until the next key frame (a partial GOP would not decode). */
   droppedAfterGap: number;
+  /**
+   * Receive time minus the stamped wall-clock time of recent frames (last 2000), ms: how far the recording's
+   * times are from when frames arrived. Positive = arrived later than stamped (jitter, a paced key frame).
+   */
+  receiveLagMs: { p50: number | null; p95: number | null; max: number | null };
 }
 
 export type TimelineStats = Record<TrackKind, TrackTimelineStats>;
@@ -61,12 +66,24 @@ export interface MediaTimelineOptions {
 
 const CLOCK_RATE: Record<TrackKind, number> = { video: 90_000, audio: 48_000 };
 const EXPECTED_CODEC: Record<TrackKind, string> = { video: 'h264', audio: 'opus' };
+/** The window of the minimum receive delay the timeline follows, and how fast it may follow it. */
+const SLEW_WINDOW_MS = 10_000;
+const SLEW_RATE = 0.02;
+/** Nominal media time per frame, to bound the slew per frame: video ≈ 30 fps, Opus 20 ms packets. */
+const FRAME_MS: Record<TrackKind, number> = { video: 33, audio: 20 };
 
 interface TrackState {
   ssrc: number | null;
   readonly unwrapper: RtpUnwrapper;
   anchorRtp: number;
   anchorTimeMs: number;
+  /**
+   * Correction added to the anchored time, slewed towards the smallest receive delay seen lately: the first
+   * frame is often late (a paced key frame), and sender and receiver clocks drift apart over days.
+   */
+  slewMs: number;
+  /** (receive time − anchored time, at time) of recent frames, increasing in delay: a sliding-window minimum. */
+  readonly delays: Array<{ atMs: number; delayMs: number }>;
   /** Last output timestamp in whole ms, or null before the first output. */
   lastOutMs: number | null;
   /** Unwrapped RTP timestamp of the last frame let through, or null after (re-)anchoring. */
@@ -80,6 +97,9 @@ interface TrackState {
   /** The frame socket reconnected: a sequence that starts again lower is a new session, not a loss. */
   reconnected: boolean;
   readonly stats: TrackTimelineStats;
+  /** Ring of recent receive lags (ms). */
+  readonly lags: number[];
+  lagNext: number;
 }
 
 function emptyStats(): TrackTimelineStats {
@@ -95,8 +115,11 @@ function emptyStats(): TrackTimelineStats {
     seqGaps: 0,
     framesLostUpstream: 0,
     droppedAfterGap: 0,
+    receiveLagMs: { p50: null, p95: null, max: null },
   };
 }
+
+const LAG_SAMPLES = 2000;
 
 /**
  * Places received frames on one recording clock.
@@ -121,6 +144,8 @@ export class MediaTimeline {
       unwrapper: new RtpUnwrapper(),
       anchorRtp: 0,
       anchorTimeMs: 0,
+      slewMs: 0,
+      delays: [],
       lastOutMs: null,
       lastRtp: null,
       gated: kind === 'video',
@@ -128,6 +153,8 @@ export class MediaTimeline {
       expectedSeq: null,
       reconnected: false,
       stats: emptyStats(),
+      lags: [],
+      lagNext: 0,
     });
     this.#tracks = { video: track('video'), audio: track('audio') };
   }
@@ -196,6 +223,7 @@ export class MediaTimeline {
       rtp = track.anchorRtp;
       timeMs = header.receiveTimeMs;
     }
+    timeMs += this.#slew(track, header.kind, timeMs, header.receiveTimeMs);
     // One RTP timestamp per frame, in decode order (no B-frames in WebRTC H.264; Opus packets advance):
     // the same or an older timestamp is a re-delivery, not new media.
     if (track.lastRtp !== null && rtp <= track.lastRtp) {
@@ -228,6 +256,10 @@ export class MediaTimeline {
     track.lastOutMs = outMs;
     track.lastRtp = rtp;
     track.stats.accepted++;
+    const lag = header.receiveTimeMs - (this.#originMs + outMs);
+    if (track.lags.length < LAG_SAMPLES) track.lags.push(lag);
+    else track.lags[track.lagNext] = lag;
+    track.lagNext = (track.lagNext + 1) % LAG_SAMPLES;
     return {
       kind: header.kind,
       key: header.key,
@@ -238,6 +270,23 @@ export class MediaTimeline {
       receiveTimeMs: header.receiveTimeMs,
       wallClockMs: this.#originMs + outMs,
     };
+  }
+
+  /**
+   * Moves the track's correction towards the minimum receive delay of the last SLEW_WINDOW_MS, by at most
+   * SLEW_RATE of the media time that passed: frames then carry times within the network's least delay of
+   * when they were received, without a jump (at most a 2 % change of pace, invisible in playback).
+   */
+  #slew(track: TrackState, kind: TrackKind, anchoredMs: number, receiveMs: number): number {
+    const delay = receiveMs - anchoredMs;
+    const d = track.delays;
+    while (d.length > 0 && d[d.length - 1]!.delayMs >= delay) d.pop();
+    d.push({ atMs: receiveMs, delayMs: delay });
+    while (d.length > 1 && d[0]!.atMs < receiveMs - SLEW_WINDOW_MS) d.shift();
+    const target = d[0]!.delayMs;
+    const step = SLEW_RATE * FRAME_MS[kind];
+    track.slewMs += Math.max(-step, Math.min(step, target - track.slewMs));
+    return track.slewMs;
   }
 
   #gate(track: TrackState, byGap: boolean): void {
@@ -257,6 +306,8 @@ export class MediaTimeline {
     track.unwrapper.reset();
     track.anchorRtp = track.unwrapper.unwrap(rtpTimestamp);
     track.anchorTimeMs = receiveTimeMs;
+    track.slewMs = 0;
+    track.delays.length = 0;
     track.lastRtp = null;
     if (isReanchor) {
       track.stats.reanchors++;
@@ -266,6 +317,14 @@ export class MediaTimeline {
   }
 
   stats(): TimelineStats {
-    return { video: { ...this.#tracks.video.stats }, audio: { ...this.#tracks.audio.stats } };
+    const of = (t: TrackState): TrackTimelineStats => {
+      const sorted = [...t.lags].sort((a, b) => a - b);
+      const at = (p: number) =>
+        sorted.length
+          ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!)
+          : null;
+      return { ...t.stats, receiveLagMs: { p50: at(0.5), p95: at(0.95), max: at(1) } };
+    };
+    return { video: of(this.#tracks.video), audio: of(this.#tracks.audio) };
   }
 }

@@ -47,8 +47,8 @@ test('RTP wrap-around keeps time moving forward at the RTP rate', () => {
   const start = 2 ** 32 - 3 * 3000;
   const out: TimedFrame[] = [];
   for (let i = 0; i < 10; i++) {
-    // Receive times jitter; the output follows RTP (3000 ticks = 33.3 ms).
-    const f = tl.push(frame('video', start + i * 3000, T0 + i * 33 + (i % 2) * 10, { key: i === 0 }));
+    // Receive times jitter (every other frame 10 ms late); the output follows RTP (3000 ticks = 33.3 ms).
+    const f = tl.push(frame('video', start + i * 3000, T0 + (i * 100) / 3 + (i % 2) * 10, { key: i === 0 }));
     out.push(f!);
   }
   expect(out.map((f) => f.timestampUs)).toEqual(
@@ -76,11 +76,11 @@ test('output is strictly monotonic per track, in whole milliseconds, when RTP ti
 test('re-delivered frames (same or older RTP timestamp) are dropped, as Chromium repeats them after a resolution switch', () => {
   const tl = new MediaTimeline();
   expect(tl.push(frame('video', 0, T0, { key: true }))).not.toBeNull();
-  expect(tl.push(frame('video', 3000, T0 + 33))).not.toBeNull();
+  expect(tl.push(frame('video', 3000, T0 + 34))).not.toBeNull();
   // Seen live: the same delta frame four more times within 10 ms, then an older one.
   for (let i = 0; i < 4; i++) expect(tl.push(frame('video', 3000, T0 + 35 + i))).toBeNull();
   expect(tl.push(frame('video', 0, T0 + 40))).toBeNull();
-  expect(tl.push(frame('video', 6000, T0 + 66))?.timestampUs).toBe(67_000);
+  expect(tl.push(frame('video', 6000, T0 + 67))?.timestampUs).toBe(67_000);
   expect(tl.push(frame('audio', 960, T0 + 20))).not.toBeNull();
   expect(tl.push(frame('audio', 960, T0 + 21))).toBeNull();
   expect(tl.stats().video.droppedDuplicate).toBe(5);
@@ -188,8 +188,8 @@ test('audio gaps are counted but do not hold audio back; a reconnected socket re
   expect(gaps).toEqual([{ kind: 'audio', lost: 1 }]);
   // The video socket reconnected: its sequence starts at 0 again, and in-flight frames may be lost.
   tl.connectionReset('video');
-  expect(tl.push(frame('video', 3000, T0 + 33, { seq: 0 }))).toBeNull();
-  expect(tl.push(frame('video', 6000, T0 + 66, { key: true, seq: 1 }))).not.toBeNull();
+  expect(tl.push(frame('video', 3000, T0 + 34, { seq: 0 }))).toBeNull();
+  expect(tl.push(frame('video', 6000, T0 + 67, { key: true, seq: 1 }))).not.toBeNull();
   expect(gaps).toHaveLength(1);
   const wall = tl.push(frame('video', 9000, T0 + 100, { seq: 2 }));
   // The wall clock follows the media timeline: origin (first key frame's receive time) + timestamp.
@@ -214,4 +214,26 @@ test('frames skipped while the frame socket was down are a counted gap: the numb
   tl.connectionReset('video');
   expect(tl.push(frame('video', 36000, T0 + 400, { key: true, seq: 0 }))).not.toBeNull();
   expect(gaps).toHaveLength(1);
+});
+
+test('a late first frame (a paced key frame) is corrected by slewing towards the least receive delay, without a jump', () => {
+  const tl = new MediaTimeline();
+  // The key frame arrives 300 ms late; every later frame arrives on time (RTP 3000 ticks = 33.3 ms).
+  const out: TimedFrame[] = [];
+  for (let i = 0; i < 900; i++) {
+    const onTime = T0 + (i * 100) / 3;
+    const f = tl.push(frame('video', i * 3000, i === 0 ? onTime + 300 : onTime, { key: i === 0 }));
+    out.push(f!);
+  }
+  // Never a step: consecutive frames stay within 2 % of their RTP spacing.
+  for (let i = 1; i < out.length; i++) {
+    const spacing = out[i]!.timestampUs - out[i - 1]!.timestampUs;
+    expect(spacing).toBeGreaterThanOrEqual(32_000);
+    expect(spacing).toBeLessThanOrEqual(34_000);
+  }
+  // After 30 s the stamped wall-clock time is back to the receive time of frames that were on time.
+  const last = out.at(-1)!;
+  expect(Math.abs(last.wallClockMs - last.receiveTimeMs)).toBeLessThan(2);
+  // Early on it was still the late anchor's 300 ms ahead.
+  expect(out[1]!.wallClockMs - out[1]!.receiveTimeMs).toBeGreaterThan(290);
 });
