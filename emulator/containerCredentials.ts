@@ -67,6 +67,8 @@ export class ContainerCredentialsIssuer {
   readonly #issued = new Map<string, IssuedCredential>();
   readonly #rejectedExpired = new Map<string, number>();
   #issuedCount = 0;
+  /** Test hook: while set, every request is answered with this HTTP status instead of credentials. */
+  #failStatus: number | undefined;
 
   constructor(options: ContainerCredentialsIssuerOptions) {
     if (!Number.isFinite(options.ttlMs) || options.ttlMs < 1000 || options.ttlMs > MAX_TTL_MS) {
@@ -130,6 +132,16 @@ export class ContainerCredentialsIssuer {
     return changed;
   }
 
+  /**
+   * Test hook: the endpoint fails (e.g. 500, as an ECS agent in trouble) until called with undefined. Sets
+   * issued before keep working until they expire.
+   */
+  setFailing(status: number | undefined): void {
+    if (status !== undefined && (!Number.isInteger(status) || status < 400 || status > 599))
+      throw new RangeError(`failure status must be 400..599, got ${status}`);
+    this.#failStatus = status;
+  }
+
   stats(): ContainerCredentialsStats {
     return { issued: this.#issuedCount, rejectedExpired: Object.fromEntries(this.#rejectedExpired) };
   }
@@ -153,6 +165,13 @@ export class ContainerCredentialsIssuer {
     const expected = this.#options.authorizationToken;
     if (expected !== undefined && !sameString(req.get('authorization') ?? '', expected)) {
       this.#refuse(res, 'authorization', 'Authorization header is missing or does not match the token');
+      return;
+    }
+    if (this.#failStatus !== undefined) {
+      this.#options.stats.inc('container-credentials.failed-injected');
+      res
+        .status(this.#failStatus)
+        .json({ Code: 'InternalError', Message: 'credentials endpoint failing (fault injection)' });
       return;
     }
     const credential = this.issue();

@@ -85,6 +85,8 @@ export interface Emulator {
   readonly containerCredentialsUrl?: string;
   /** With `containerCredentials`: makes every set issued so far expire now; returns how many changed. */
   readonly expireContainerCredentials?: () => number;
+  /** With `containerCredentials`: the endpoint answers with this HTTP status until called with undefined. */
+  readonly failContainerCredentials?: (status: number | undefined) => void;
   /** Closes all sockets; idempotent. */
   stop(): Promise<void>;
 }
@@ -266,6 +268,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       ? {
           containerCredentialsUrl: `http://${loopbackHost(host)}:${port}${CONTAINER_CREDENTIALS_PATH}`,
           expireContainerCredentials: () => issuer.expireAll(),
+          failContainerCredentials: (status: number | undefined) => issuer.setFailing(status),
         }
       : {}),
     stop() {

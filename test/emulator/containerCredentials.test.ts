@@ -207,6 +207,24 @@ test('expireContainerCredentials rotates at once: cached keys are refused, re-re
   expect(emulator.admin.stats()['container-credentials.rejected-expired']).toBe(1);
 });
 
+test('failContainerCredentials: the endpoint answers the status asked for, issued keys keep working, then it recovers', async () => {
+  emulator = await startEmulator({ containerCredentials: { ttlMs: 3_600_000 } });
+  const url = emulator.containerCredentialsUrl!;
+  const issued = await fromHttp({ awsContainerCredentialsFullUri: url, maxRetries: 0 })();
+  emulator.failContainerCredentials!(500);
+  const failing = await fetch(url);
+  expect(failing.status).toBe(500);
+  expect(((await failing.json()) as { Code: string }).Code).toBe('InternalError');
+  await expect(fromHttp({ awsContainerCredentialsFullUri: url, maxRetries: 0 })()).rejects.toThrow();
+  expect(await describeChannel(issued)).toMatch(/^arn:/);
+  expect(emulator.admin.stats()['container-credentials.failed-injected']).toBe(2);
+  expect(() => emulator!.failContainerCredentials!(200)).toThrow(RangeError);
+  emulator.failContainerCredentials!(undefined);
+  expect(
+    await describeChannel(await fromHttp({ awsContainerCredentialsFullUri: url, maxRetries: 0 })()),
+  ).toMatch(/^arn:/);
+});
+
 test('the authorization token is enforced', async () => {
   const token = 'Bearer emulator-token/with+odd=chars';
   emulator = await startEmulator({ containerCredentials: { ttlMs: 60_000, authorizationToken: token } });
