@@ -110,6 +110,8 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
   /** Timeline drop counters already reported to metrics. */
   #reportedDrops = { video: { before: 0, dup: 0 }, audio: { before: 0, dup: 0 } };
   #stopping = false;
+  /** The page asked for its config (hello, ice-servers) and has not got one yet. */
+  #configPending = false;
   #summaries: RecordingSummary[] | undefined;
 
   constructor(options: RecordingUnitOptions) {
@@ -321,15 +323,18 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         const changed =
           channel.channelARN !== this.#channel?.channelARN ||
           channel.wssEndpoint !== this.#channel?.wssEndpoint;
-        if (!changed) return;
-        this.#log.warn(
-          { previous: this.#channel?.channelARN, channelARN: channel.channelARN },
-          'the channel changed: reconnecting',
-        );
-        this.#channel = channel;
-        this.#presigner = this.#newPresigner(channel);
-        this.#o.metrics?.reconnect('channel_changed');
-        this.#sendControl({ type: 'reconnect', reason: 'channel re-created' });
+        if (changed) {
+          this.#log.warn(
+            { previous: this.#channel?.channelARN, channelARN: channel.channelARN },
+            'the channel changed: reconnecting',
+          );
+          this.#channel = channel;
+          this.#presigner = this.#newPresigner(channel);
+          this.#o.metrics?.reconnect('channel_changed');
+          this.#sendControl({ type: 'reconnect', reason: 'channel re-created' });
+        }
+        // A page that asked for its config while the channel was gone still waits for it (30 s otherwise).
+        if (this.#configPending) void this.#sendConfig();
       },
       (err: unknown) => {
         this.#channelProblem = errorMessage(err);
@@ -365,6 +370,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         this.#pageUp = true;
         this.#lastHeartbeatMs = Date.now();
         this.#hello?.resolve();
+        this.#configPending = true;
         void this.#sendConfig();
         return;
       case 'heartbeat':
@@ -396,6 +402,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         return;
       case 'ice-servers':
         // RECONNECT_ICE_SERVER on the page: a fresh config carries fresh TURN servers.
+        this.#configPending = true;
         void this.#sendConfig();
         return;
       case 'log': {
@@ -424,6 +431,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         signalingMaxAgeMs: this.#o.signalingRenewMs,
         frameUrl: this.#bridge.frameUrl,
       });
+      this.#configPending = false;
     } catch (err) {
       this.#log.error({ err: err }, 'could not get ICE servers for the viewer');
       // A deleted channel shows up here first (ResourceNotFound): find it again.
