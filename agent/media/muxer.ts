@@ -74,6 +74,8 @@ export interface MatroskaStreamMuxerOptions {
 /** A gap in audio longer than this is filled with silence (mediabunny interleaves: it holds video until audio comes). */
 const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
+/** Audio padded past the last video frame at the end of a run. */
+const END_PAD_US = 100_000;
 
 function opusConfig(channels: 1 | 2): {
   codec: 'opus';
@@ -371,10 +373,12 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     while (this.#pumping) await this.#pumping;
     clearInterval(this.#watchdog);
     this.#throwIfFailed();
-    // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011).
+    // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011) —
+    // with a margin of a few AAC frames, since kvssink drops the first AAC frame of a session (DISCONT) and a
+    // session cut short right after its first key frame would otherwise have none left.
     if (this.#videoConfigured && this.#lastVideoUs >= 0) {
-      await this.#fillSilence(this.#lastVideoUs + OPUS_SILENCE_DURATION_US).catch((err: unknown) =>
-        this.#log.warn({ err: err }, 'could not pad audio at the end'),
+      await this.#fillSilence(this.#lastVideoUs + END_PAD_US).catch((err: unknown) =>
+        this.#log.warn({ err }, 'could not pad audio at the end'),
       );
     }
     // Nothing may be added after this: mediabunny throws "Output has been finalized" on late packets.
