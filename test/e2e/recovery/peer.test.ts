@@ -81,8 +81,14 @@ test('steady state: /healthz and /readyz 200, /metrics frame counters grow with 
   const r = await begin();
   const ops = await r.rec.opsUrl();
   expect((await fetch(`${ops}/healthz`)).status).toBe(200);
-  await waitFor('readyz 200', async () => (await readyz(ops)).status === 200, 20_000);
-  const ready = await readyz(ops);
+  const ready = await waitFor(
+    'readyz 200',
+    async () => {
+      const body = await readyz(ops);
+      return body.status === 200 ? body : undefined;
+    },
+    20_000,
+  );
   expect(ready).toMatchObject({ ready: true, reasons: [] });
   const labels = { channel: r.channel };
   const v0 = await metricValue(ops, 'kvs_agent_frames_total', { ...labels, kind: 'video' });
