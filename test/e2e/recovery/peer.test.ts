@@ -159,8 +159,8 @@ test('signaling renewed before the maximum connection age: several renewals, no 
 
 test('signaling socket idle-closed by the service: reconnected, no media gap', async () => {
   test.setTimeout(180_000);
-  // Long enough for the call to be set up; after that the quiet sockets are closed every 15 s.
-  const r = await begin({ emulator: { idleTimeoutMs: 15_000 } });
+  // The master joins once the agent's offer waits; after the call is up the quiet sockets close every 15 s.
+  const r = await begin({ emulator: { idleTimeoutMs: 15_000 }, masterLate: true });
   const from = Date.now();
   await waitFor(
     'two signaling reconnects',
