@@ -44,11 +44,6 @@ export interface MasterRunOptions {
   /** A channel created through the control plane (MessageTtlSeconds 5–120) instead of the seeded one. */
   channel?: { name: string; messageTtlSeconds?: number };
   args?: string[];
-  /**
-   * Launch the master only once the agent's page has an offer waiting (a short idle timeout would close a
-   * master's socket before a slow agent start reaches it; the reference master does not reconnect).
-   */
-  masterLate?: boolean;
 }
 
 export function kvsClient(stack: DemoStack): KinesisVideoClient {
@@ -95,17 +90,9 @@ export async function startMasterRun(options: MasterRunOptions): Promise<MasterR
       await stack.master.close();
       master = await launch();
     }
-    if (options.masterLate) {
-      await master.close();
-      if (master !== stack.master) await stack.master.close();
-    }
     rec = await startRecoveryAgent(stack, {
       args: ['--channel', channel, '--client-id', VIEWER_ID, ...(options.args ?? [])],
     });
-    if (options.masterLate) {
-      await rec.agent.waitForLog((l) => l.msg === 'page: SDP offer sent', 90_000);
-      master = await launch();
-    }
     await rec.agent.waitForLog((l) => l.msg === 'recording', 90_000);
     await master.waitForViewerConnected(30_000);
   } catch (err) {
