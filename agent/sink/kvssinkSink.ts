@@ -236,7 +236,8 @@ export class KvssinkSink extends TypedEmitter<SinkEvents> implements Sink {
 
   health(): SinkHealth {
     const reasons: string[] = [];
-    const stale = this.#credentialFile?.staleReason() ?? 'no credential file';
+    const file = this.#credentialFile;
+    const stale = file ? file.staleReason() : 'no credential file';
     if (stale) reasons.push(stale);
     if (this.#streamMissing) reasons.push(`stream: ${this.#streamMissing}`);
     const expiry = this.#credentialFile?.expiration;

@@ -134,10 +134,7 @@ for (const fault of [
   });
 }
 
-// fixme: with container credentials of a 100 s TTL the agent's `sink` readiness check never passed here
-// (2 runs, 60 s each, while recording and writing the credential file every ~5 s); not yet known why — the
-// failure prints the reasons /readyz gave.
-test.fixme('credential refresh fails → /readyz false before the credentials expire, with the cause; ready again when it works', async () => {
+test('credential refresh fails → /readyz false before the credentials expire, with the cause; ready again when it works', async () => {
   test.skip(!kvssink.available, kvssink.reason);
   test.setTimeout(300_000);
   // 100 s: the agent refreshes 90 s before expiry, so the endpoint is asked again every ~10 s.
@@ -212,7 +209,8 @@ test.fixme('credential refresh fails → /readyz false before the credentials ex
   expect(notReadyAt).toBeLessThan(expiryNow);
   expect(notReady.reasons.join(' ')).toMatch(/credential refresh failing/);
   expect(error, 'the error is logged').toBeDefined();
-  expect(JSON.stringify(error)).toMatch(/500|InternalError|credentials endpoint failing/);
+  // The AWS SDK's default chain reports its own summary (the container endpoint's 500 is behind it).
+  expect(JSON.stringify(error)).toMatch(/Could not load credentials|CredentialsProviderError/);
 
   s.emulator.failContainerCredentials!(undefined);
   const fixedAt = Date.now();
