@@ -185,6 +185,12 @@ export class Agent extends TypedEmitter<AgentEvents> {
     reason: string,
   ): Promise<void> {
     if (this.#stopping || this.#relaunching) return;
+    // A browser that does not answer at all (hung, stopped) cannot reload a page: relaunch it at once.
+    if (action === 'reload-page' && !(await this.#browser?.responsive(1_500))) {
+      this.#log.error({ channel: unit.channel, reason }, 'Chromium does not answer: relaunching it');
+      action = 'relaunch-browser';
+    }
+    if (this.#stopping || this.#relaunching) return;
     if (action === 'reload-page') {
       this.#log.warn({ channel: unit.channel, reason }, 'reloading the viewer page');
       this.safeEmit('restart', { child: 'page', reason });

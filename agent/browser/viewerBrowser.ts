@@ -172,6 +172,18 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
     }
   }
 
+  /** Whether the browser answers over its pipe within `timeoutMs` (a SIGSTOPped or wedged browser does not). */
+  async responsive(timeoutMs: number): Promise<boolean> {
+    const browser = this.#browser;
+    if (!browser || this.#closing) return false;
+    try {
+      await withTimeout(browser.version(), timeoutMs, 'asking Chromium for its version');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** A new page in this browser (one per channel). */
   async newPage(logger: Logger): Promise<ViewerPage> {
     if (!this.#browser || this.#closing)

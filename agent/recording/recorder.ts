@@ -7,6 +7,9 @@ import { TypedEmitter } from '../typedEmitter.js';
 import { RecordingPipeline } from './recordingPipeline.js';
 import type { RecordingSummary } from './recordingStats.js';
 
+/** How long a failed run may take to finish before its gst is killed. */
+const FAILED_RUN_CLOSE_MS = 2_000;
+
 /** A pause in a track longer than this is a gap (reported, never hidden). */
 const GAP_THRESHOLD_MS: Record<TrackKind, number> = { video: 1_000, audio: 1_000 };
 
@@ -169,7 +172,8 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
   #onFailed(run: RecordingPipeline, err: Error): void {
     if (this.#current !== run || this.#stopped) return;
     this.#current = undefined;
-    this.#endRun(run);
+    // A failed run gets a short close: its gst may be hung, and the next run should not wait behind it.
+    this.#endRun(run, Date.now() + FAILED_RUN_CLOSE_MS);
     this.#scheduleRestart(err);
   }
 
