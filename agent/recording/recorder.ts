@@ -55,6 +55,8 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
   #current: RecordingPipeline | undefined;
   #previousClose: Promise<unknown> | undefined;
   readonly #closing: Promise<RecordingSummary>[] = [];
+  /** Runs still closing (a renewal lets a run finish at its own pace until the agent stops). */
+  readonly #closingRuns = new Set<RecordingPipeline>();
   #restartTimer: NodeJS.Timeout | undefined;
   /** After a failure: no run until the restart delay passed and the sink is prepared again. */
   #restarting = false;
@@ -161,6 +163,9 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
 
   #endRun(run: RecordingPipeline, deadlineAtMs?: number): void {
     const closing = run.close(deadlineAtMs);
+    this.#closingRuns.add(run);
+    const forget = () => void this.#closingRuns.delete(run);
+    closing.then(forget, forget);
     this.#closing.push(closing);
     this.#previousClose = closing;
     void closing.then(
@@ -210,7 +215,9 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
     // One deadline for everything still closing, so sequential runs cannot add up beyond the stop budget.
-    if (this.#current) this.#endRun(this.#current, Date.now() + this.#sink.closeTimeoutMs);
+    const deadline = Date.now() + this.#sink.closeTimeoutMs;
+    for (const run of this.#closingRuns) run.hurry(deadline);
+    if (this.#current) this.#endRun(this.#current, deadline);
     this.#current = undefined;
     const results = await Promise.allSettled(this.#closing);
     return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

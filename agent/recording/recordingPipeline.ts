@@ -53,6 +53,9 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   #muxer: MatroskaStreamMuxer | undefined;
   #closing: Promise<RecordingSummary> | undefined;
   #starting: Promise<void> | undefined;
+  #passDeadline!: () => void;
+  /** Resolves when hurry()'s deadline passed. */
+  readonly #deadlinePassed = new Promise<void>((resolve) => (this.#passDeadline = resolve));
   #failed = false;
   /** Frames this run could not keep (pending overflow, before its first key frame, before its start). */
   droppedFrames = 0;
@@ -215,22 +218,37 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
    * finished, wait for gst to exit. A gst that does not take its input (hung) is killed when the time is up,
    * so close() always settles. Idempotent.
    */
-  close(deadlineAtMs = Date.now() + this.#options.closeTimeoutMs): Promise<RecordingSummary> {
+  /** The agent is stopping: a close in progress must be done by `deadlineAtMs` after all. */
+  hurry(deadlineAtMs: number): void {
+    const timer = setTimeout(() => this.#passDeadline(), Math.max(0, deadlineAtMs - Date.now()));
+    timer.unref();
+  }
+
+  close(deadlineAtMs?: number): Promise<RecordingSummary> {
     this.#closing ??= this.#doClose(deadlineAtMs);
     return this.#closing;
   }
 
-  async #doClose(deadline: number): Promise<RecordingSummary> {
+  /**
+   * Without a deadline (a renewal: the next run takes over) the close time counts from when this run is up:
+   * a run queued behind the previous kvssink session still gets to record what it holds. With one (stop, a
+   * failed run) everything must be done by then.
+   */
+  async #doClose(deadlineAtMs: number | undefined): Promise<RecordingSummary> {
     this.#state = 'closing';
     if (this.#starting) {
       // Not started yet (gst coming up, or the previous kvssink session still finishing): start it, write
-      // what it holds, then finish — within the close time.
+      // what it holds, then finish.
       const started = await Promise.race([
         this.#starting.then(() => true),
-        delay(Math.max(0, deadline - Date.now())).then(() => false),
+        this.#deadlinePassed.then(() => false),
+        ...(deadlineAtMs === undefined
+          ? []
+          : [delay(Math.max(0, deadlineAtMs - Date.now())).then(() => false)]),
       ]);
       if (!started) this.#fail(new Error('the run did not start within its close time'));
     }
+    const deadline = deadlineAtMs ?? Date.now() + this.#options.closeTimeoutMs;
     this.droppedFrames += this.#pending.length;
     this.#pending = [];
     if (this.#muxer) {
@@ -243,6 +261,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       );
       const inTime = await Promise.race([
         finished,
+        this.#deadlinePassed.then(() => false),
         delay(Math.max(0, deadline - Date.now())).then(() => false),
       ]);
       if (!inTime) {
