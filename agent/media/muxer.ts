@@ -74,7 +74,7 @@ export interface MatroskaStreamMuxerOptions {
 /** A gap in audio longer than this is filled with silence (mediabunny interleaves: it holds video until audio comes). */
 const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
-/** Audio padded past the last video frame at the end of a run. */
+/** The last fragment of a run has at least this much audio (padded with silence at the end). */
 const END_PAD_US = 100_000;
 
 function opusConfig(channels: 1 | 2): {
@@ -114,6 +114,8 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   /** End of the last audio packet written, µs on the recording clock. */
   #audioEndUs: number | null = null;
   #lastVideoUs = -1;
+  #lastKeyUs = -1;
+  #realAudioSeen = false;
   #watchdog: NodeJS.Timeout | undefined;
   #lastFlushed = 0;
   #lastProgressAt = Date.now();
@@ -248,6 +250,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       await this.#video.add(packet);
     }
     this.#lastVideoUs = frame.timestampUs;
+    if (frame.key) this.#lastKeyUs = frame.timestampUs;
   }
 
   /** Silent Opus packets from the end of the audio written so far up to `untilUs`. */
@@ -277,6 +280,12 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       // Arrived after silence was already written for its time.
       throw new AgentError('MEDIA_REJECTED', 'audio packet late behind inserted silence');
     }
+    // The run starts at a video key frame; audio usually begins a few packets later. Silence up to the first
+    // real packet makes both tracks start together (players align them by their first timestamps).
+    if (!this.#realAudioSeen && this.#audioEndUs !== null) {
+      await this.#fillSilence(frame.timestampUs - OPUS_SILENCE_DURATION_US);
+    }
+    this.#realAudioSeen = true;
     const packet = new EncodedPacket(frame.data, 'key', frame.timestampUs / 1e6, durationUs / 1e6);
     if (!this.#audioConfigured) {
       const channels = opusPacketChannels(frame.data);
@@ -374,10 +383,13 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     clearInterval(this.#watchdog);
     this.#throwIfFailed();
     // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011) —
-    // with a margin of a few AAC frames, since kvssink drops the first AAC frame of a session (DISCONT) and a
-    // session cut short right after its first key frame would otherwise have none left.
+    // kvssink drops the first AAC frame of a session (DISCONT), so a session cut short right after its first
+    // key frame needs a few AAC frames more.
     if (this.#videoConfigured && this.#lastVideoUs >= 0) {
-      await this.#fillSilence(this.#lastVideoUs + END_PAD_US).catch((err: unknown) =>
+      // Past the last video frame by one packet; the last fragment (from the last key frame) at least
+      // END_PAD_US long in audio. More would overlap the next session's first fragment.
+      const until = Math.max(this.#lastVideoUs + OPUS_SILENCE_DURATION_US, this.#lastKeyUs + END_PAD_US);
+      await this.#fillSilence(until).catch((err: unknown) =>
         this.#log.warn({ err }, 'could not pad audio at the end'),
       );
     }

@@ -154,7 +154,7 @@ test('a long audio gap is filled with silence so video keeps flowing', async () 
     const lastVideo = video.at(-1)!.timestampUs / 1e6;
     const realEnd = realAudio.at(-1)!.timestampUs / 1e6 + 0.02;
     expect(audio.at(-1)!).toBeGreaterThan(lastVideo - 1.05);
-    // Padded 100 ms past the last video frame at the end of the run (muxer END_PAD_US).
+    // At the end of the run audio is padded up to 100 ms past the last key frame (muxer END_PAD_US).
     expect(audio.at(-1)!).toBeLessThanOrEqual(lastVideo + 0.1);
     expect(maxStep(audio.filter((t) => t >= realEnd - 0.03))).toBeLessThan(0.021);
     expect(stats.silencePacketsInserted).toBeGreaterThan(Math.floor((lastVideo - realEnd - 1.05) / 0.02));
@@ -219,7 +219,7 @@ test('audio announced but never arriving: silence from the start keeps video flo
     expect(maxStep(audio)).toBeLessThan(0.021);
     const lastVideo = video.at(-1)!.timestampUs / 1e6;
     expect(audio.at(-1)!).toBeGreaterThan(lastVideo - 1.05);
-    // Padded 100 ms past the last video frame at the end of the run (muxer END_PAD_US).
+    // At the end of the run audio is padded up to 100 ms past the last key frame (muxer END_PAD_US).
     expect(audio.at(-1)!).toBeLessThanOrEqual(lastVideo + 0.1);
   } finally {
     await rm(dir, { recursive: true, force: true });
