@@ -115,11 +115,8 @@ async function waitForSignalingOpen(page: Page): Promise<void> {
     throw new Error(`the master page did not connect: ${state.error ?? state.signaling}`);
 }
 
-/**
- * The page keeps its RTCRtpSenders to itself: find them through the DevTools protocol (every live instance of
- * the prototype) so that the page under test stays unmodified. Removed tracks are kept on the page to put back.
- */
-async function setVideoSending(page: Page, sending: boolean): Promise<number> {
+/** Runs `fn(arg)` in the page with `this` = every live RTCRtpSender; returns its number result. */
+async function onSenders(page: Page, arg: boolean | number, fn: string): Promise<number> {
   const cdp = await page.context().newCDPSession(page);
   try {
     const proto = await cdp.send('Runtime.evaluate', { expression: 'RTCRtpSender.prototype' });
@@ -128,8 +125,24 @@ async function setVideoSending(page: Page, sending: boolean): Promise<number> {
       objectId: found.objects.objectId!,
       awaitPromise: true,
       returnByValue: true,
-      arguments: [{ value: sending }],
-      functionDeclaration: `async function (sending) {
+      arguments: [{ value: arg }],
+      functionDeclaration: fn,
+    });
+    return Number(result.result.value);
+  } finally {
+    await cdp.detach().catch(() => undefined);
+  }
+}
+
+/**
+ * The page keeps its RTCRtpSenders to itself: find them through the DevTools protocol (every live instance of
+ * the prototype) so that the page under test stays unmodified. Removed tracks are kept on the page to put back.
+ */
+async function setVideoSending(page: Page, sending: boolean): Promise<number> {
+  return onSenders(
+    page,
+    sending,
+    `async function (sending) {
         const held = (globalThis.__heldVideoTracks ??= new Map());
         let changed = 0;
         for (const sender of this) {
@@ -149,25 +162,15 @@ async function setVideoSending(page: Page, sending: boolean): Promise<number> {
         }
         return changed;
       }`,
-    });
-    return Number(result.result.value);
-  } finally {
-    await cdp.detach().catch(() => undefined);
-  }
+  );
 }
 
 /** `scaleResolutionDownBy` on every video sender: a real resolution change (new SPS, new key frame). */
 async function setVideoScale(page: Page, factor: number): Promise<number> {
-  const cdp = await page.context().newCDPSession(page);
-  try {
-    const proto = await cdp.send('Runtime.evaluate', { expression: 'RTCRtpSender.prototype' });
-    const found = await cdp.send('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId! });
-    const result = await cdp.send('Runtime.callFunctionOn', {
-      objectId: found.objects.objectId!,
-      awaitPromise: true,
-      returnByValue: true,
-      arguments: [{ value: factor }],
-      functionDeclaration: `async function (factor) {
+  return onSenders(
+    page,
+    factor,
+    `async function (factor) {
         let changed = 0;
         for (const sender of this) {
           if (!sender.track || sender.track.kind !== 'video') continue;
@@ -179,11 +182,7 @@ async function setVideoScale(page: Page, factor: number): Promise<number> {
         }
         return changed;
       }`,
-    });
-    return Number(result.result.value);
-  } finally {
-    await cdp.detach().catch(() => undefined);
-  }
+  );
 }
 
 function readState(page: Page): Promise<MasterState> {
