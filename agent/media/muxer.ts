@@ -418,6 +418,11 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     }
   }
 
+  /** Frames and payload bytes waiting now (cheap: for periodic gauges, unlike stats()). */
+  queueDepth(): { frames: number; bytes: number } {
+    return { frames: this.#queue.length, bytes: this.#queuedBytes };
+  }
+
   stats(): MuxerStats {
     const sorted = [...this.#latency].sort((a, b) => a - b);
     const pct = (p: number) =>

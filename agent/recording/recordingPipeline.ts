@@ -75,10 +75,11 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
   }
 
   queueDepth(): { frames: number; bytes: number } {
-    const m = this.#muxer?.stats();
+    // Read every watchdog tick: the muxer's cheap counters, not stats() (which sorts latency samples).
+    const m = this.#muxer?.queueDepth();
     return {
-      frames: this.#pending.length + (m?.queueDepth ?? 0),
-      bytes: this.#pendingBytes + (m?.queueBytes ?? 0),
+      frames: this.#pending.length + (m?.frames ?? 0),
+      bytes: this.#pendingBytes + (m?.bytes ?? 0),
     };
   }
 

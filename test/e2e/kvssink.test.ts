@@ -49,6 +49,25 @@ function startAgent(stack: DemoStack, env: Record<string, string>): AgentProcess
   return agent;
 }
 
+/** The stream read back as a user would, with the AWS SDK clients; destroyed after the test. */
+function readBackFor(stack: DemoStack): KvsReadBack {
+  const readBack = new KvsReadBack({
+    region: stack.emulator.region,
+    credentials: DEFAULT_EMULATOR_CREDENTIALS,
+    endpoint: stack.emulator.url,
+    streamName: DEFAULT_STREAM_NAME,
+  });
+  cleanups.push(() => Promise.resolve(readBack.destroy()));
+  return readBack;
+}
+
+/** Time from each fragment's end to the next one's start, ms (negative: overlap). */
+function holesMs(index: FragmentRecord[]): number[] {
+  return index
+    .slice(1)
+    .map((f, i) => f.producerTimestampMs - (index[i]!.producerTimestampMs + index[i]!.durationMs));
+}
+
 /** Counters that would mean a PutMedia, signature or credential problem. */
 function problems(stats: Record<string, number>): string[] {
   return Object.keys(stats).filter(
@@ -92,10 +111,8 @@ test('records into the stream: every fragment persisted, ≤ 2.5 s, key frame fi
   }
   // Producer timestamps are the frames' own wall-clock times, so the sessions (one per resolution) follow each
   // other without a hole or an overlap: a renewal does not move the stream in time.
-  for (let i = 1; i < index.length; i++) {
-    const prev = index[i - 1]!;
-    const hole = index[i]!.producerTimestampMs - (prev.producerTimestampMs + prev.durationMs);
-    expect(Math.abs(hole), `between fragments ${i - 1} and ${i}`).toBeLessThan(100);
+  for (const [i, hole] of holesMs(index).entries()) {
+    expect(Math.abs(hole), `between fragments ${i} and ${i + 1}`).toBeLessThan(100);
   }
   // Each session starts at its first key frame's place on the timeline, within 100 ms of when it was received.
   const sessions = agent.lines.filter((l) => l.msg === 'recording' && l.sink === 'kvssink');
@@ -123,13 +140,7 @@ test('records into the stream: every fragment persisted, ≤ 2.5 s, key frame fi
   expect(sizes).toContain('1280x720');
 
   // Read back as a user would, with the AWS SDK clients.
-  const readBack = new KvsReadBack({
-    region: stack.emulator.region,
-    credentials: DEFAULT_EMULATOR_CREDENTIALS,
-    endpoint: stack.emulator.url,
-    streamName: DEFAULT_STREAM_NAME,
-  });
-  cleanups.push(() => Promise.resolve(readBack.destroy()));
+  const readBack = readBackFor(stack);
   const listed = await readBack.fragments();
   expect(listed.map((f) => f.FragmentNumber)).toEqual(index.map((f) => f.fragmentNumber));
   // Kept in test-results with the fragment index: what to look at when this fails.
@@ -184,10 +195,7 @@ test('credentials rotate: the agent records across an expiry of its task-role cr
   const last = index[index.length - 1]!;
   expect(last.producerTimestampMs - startedAt).toBeGreaterThan(ttlMs);
   // No hole in the recording across the rotation.
-  for (let i = 1; i < index.length; i++) {
-    const prev = index[i - 1]!;
-    expect(index[i]!.producerTimestampMs - (prev.producerTimestampMs + prev.durationMs)).toBeLessThan(1000);
-  }
+  for (const hole of holesMs(index)) expect(hole).toBeLessThan(1000);
   const written = agent.lines.filter((l) => l.msg === 'kvssink credentials written');
   expect(written.length).toBeGreaterThanOrEqual(2);
 });
@@ -229,14 +237,7 @@ test('renewal every 10 s for 3 minutes: producer times follow the frames, sessio
     startLags.push(Number(s.firstFrameReceivedMs) - at);
   }
   const medianStartLag = [...startLags].sort((a, b) => a - b)[Math.floor(startLags.length / 2)]!;
-  let worstHoleMs = 0;
-  for (let i = 1; i < index.length; i++) {
-    const prev = index[i - 1]!;
-    worstHoleMs = Math.max(
-      worstHoleMs,
-      Math.abs(index[i]!.producerTimestampMs - (prev.producerTimestampMs + prev.durationMs)),
-    );
-  }
+  const worstHoleMs = Math.max(0, ...holesMs(index).map((h) => Math.abs(h)));
   expect(worstHoleMs).toBeLessThan(100);
 
   // Nothing lost: every video frame the timeline accepted went into a session, and every one is in the stream.
@@ -263,13 +264,7 @@ test('renewal every 10 s for 3 minutes: producer times follow the frames, sessio
   const lag = unit.timeline.video.receiveLagMs;
   expect(Math.abs(lag.p50!)).toBeLessThan(100);
   expect(Math.abs(medianStartLag)).toBeLessThan(100);
-  const readBack = new KvsReadBack({
-    region: stack.emulator.region,
-    credentials: DEFAULT_EMULATOR_CREDENTIALS,
-    endpoint: stack.emulator.url,
-    streamName: DEFAULT_STREAM_NAME,
-  });
-  cleanups.push(() => Promise.resolve(readBack.destroy()));
+  const readBack = readBackFor(stack);
   const clip = test.info().outputPath('clip.mp4');
   const first = index[0]!;
   const last = index[index.length - 1]!;
