@@ -242,5 +242,13 @@ test('gst hung (SIGSTOP) â†’ the muxer stall watchdog fails the run, a new run â
   );
   report(test.info(), 'hung gst gone after ms', Date.now() - faultAt);
   expect((await agentChildren(pid)).gst).toHaveLength(1);
+  // The new run may have started only just now (CI: 39 frames after it when stopped at once): let it record.
+  const ops = await r.opsUrl();
+  await waitForVideoFrames(
+    ops,
+    await metricValue(ops, 'kvs_agent_frames_total', { kind: 'video' }),
+    120,
+    30_000,
+  );
   await checkAfterFault(r, faultAt, 30_000, MARGIN_MS.gst);
 });
