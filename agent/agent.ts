@@ -142,6 +142,7 @@ export class Agent extends TypedEmitter<AgentEvents> {
       onEvent: (event) => {
         if (event.type === 'stream-error') this.#deps.metrics?.channel(config.channel).fragment('failed');
       },
+      onCredentialRefreshFailed: () => this.#deps.metrics?.channel(config.channel).credentialRefreshFailed(),
     });
   }
 

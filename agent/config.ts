@@ -145,6 +145,14 @@ const OPTIONS = {
     description: 'host:port of /healthz, /readyz and /metrics (Prometheus); "off" disables it',
     defaultText: '127.0.0.1:9090',
   },
+  emfIntervalSeconds: {
+    flag: 'emf-interval',
+    env: 'EMF_INTERVAL_SECONDS',
+    type: 'string',
+    description:
+      'Seconds between CloudWatch EMF metric lines in the log (one per channel, and one at stop; 0 = off)',
+    defaultText: '60',
+  },
   signalingRenewSeconds: {
     flag: 'signaling-renew-seconds',
     env: 'SIGNALING_RENEW_SECONDS',
@@ -218,6 +226,7 @@ const schema = z
         error: 'port must be at most 65535',
       })
       .default('127.0.0.1:9090'),
+    emfIntervalSeconds: intFromString(0, 3_600).default(60),
     signalingRenewSeconds: intFromString(5, 3_540).default(3_000),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })

@@ -4,6 +4,7 @@ import { helpText, loadConfig, wantsHelp, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { HealthServer, type ReadinessReport } from './ops/healthServer.js';
+import { EmfPublisher } from './ops/emf.js';
 import { AgentMetrics } from './ops/metrics.js';
 
 /**
@@ -65,6 +66,18 @@ async function main(): Promise<void> {
       return;
     }
   }
+  // CloudWatch metrics through the log (the alarms of infra/ read them); from start-up on, so "no media yet"
+  // reads as 0 frames rather than as missing data.
+  const emf =
+    config.emfIntervalSeconds > 0
+      ? new EmfPublisher({
+          metrics,
+          channels: () => [config.channel],
+          logger,
+          intervalMs: config.emfIntervalSeconds * 1000,
+        })
+      : undefined;
+  emf?.start();
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason: string, code: number): Promise<void> => {
     shuttingDown ??= (async () => {
@@ -86,6 +99,8 @@ async function main(): Promise<void> {
         code = code || 1;
       }
       clearTimeout(hardStop);
+      // The last document covers the drain, so the final frames and restarts are not lost.
+      await emf?.stop();
       await health?.close();
       process.exitCode = code;
     })();

@@ -29,6 +29,9 @@ import type { TrackKind } from '../bridge/wire.js';
  * | `kvs_agent_queue_frames` | gauge | channel | frames waiting in the pipeline's queue |
  * | `kvs_agent_queue_bytes` | gauge | channel | bytes waiting in the pipeline's queue |
  * | `kvs_agent_credential_expiry_timestamp_seconds` | gauge | channel | when the current AWS credentials expire (Unix seconds; 0 = long-term keys) |
+ * | `kvs_agent_credential_refresh_failures_total` | counter | channel | failed refreshes of kvssink's credential file (each retry counts) |
+ *
+ * A curated subset also goes into the log as CloudWatch Embedded Metric Format: see `emf.ts`.
  *
  * Drop causes (`kvs_agent_frames_dropped_total{cause}`): `bridge_rejected` (malformed, wrong socket, too
  * big), `rate_limited` (socket over its frame rate), `seq_gap` (delta frames after lost frames, until a key
@@ -138,6 +141,11 @@ function createMetricObjects(registry: Registry) {
       'Expiry of the current AWS credentials, Unix seconds (0: long-term keys)',
       [],
     ),
+    credentialRefreshFailures: c(
+      'kvs_agent_credential_refresh_failures_total',
+      'Failed refreshes of the kvssink credential file (each retry counts)',
+      [],
+    ),
   };
 }
 
@@ -172,14 +180,6 @@ export class AgentMetrics {
   /** Prometheus text exposition of everything on the registry. */
   render(): Promise<string> {
     return this.registry.metrics();
-  }
-
-  /** The channel's counters and gauges as one CloudWatch Embedded Metric Format document. */
-  async emf(
-    channel: string,
-    options: { namespace?: string; timestampMs?: number } = {},
-  ): Promise<EmfDocument> {
-    return toEmf(await this.registry.getMetricsAsJSON(), channel, options);
   }
 }
 
@@ -262,67 +262,13 @@ export class ChannelMetrics {
     const t = expiresAt === undefined ? 0 : expiresAt.getTime() / 1000;
     if (valid(t)) this.#m.credentialExpiry.set({ channel: this.name }, t);
   }
+
+  /** One failed attempt to refresh the credentials kvssink reads (the agent retries on a backoff). */
+  credentialRefreshFailed(): void {
+    this.#m.credentialRefreshFailures.inc({ channel: this.name });
+  }
 }
 
 function valid(n: number): boolean {
   return Number.isFinite(n) && n >= 0;
-}
-
-/** A CloudWatch Embedded Metric Format document: `_aws` metadata plus one top-level key per value. */
-export interface EmfDocument {
-  _aws: {
-    Timestamp: number;
-    CloudWatchMetrics: Array<{
-      Namespace: string;
-      Dimensions: string[][];
-      Metrics: Array<{ Name: string; Unit: 'Count' | 'None' | 'Seconds' | 'Bytes' }>;
-    }>;
-  };
-  channel: string;
-  [metric: string]: unknown;
-}
-
-type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
-
-/**
- * Counters and gauges of one channel (histograms are left out: EMF wants raw values) as one EMF object,
- * dimension `channel`; extra labels become part of the name: `kvs_agent_frames_total.kind=video`.
- */
-export function toEmf(
-  metrics: readonly MetricJson[],
-  channel: string,
-  options: { namespace?: string; timestampMs?: number } = {},
-): EmfDocument {
-  const doc: EmfDocument = {
-    _aws: {
-      Timestamp: options.timestampMs ?? Date.now(),
-      CloudWatchMetrics: [
-        { Namespace: options.namespace ?? 'webrtc-kvs-agent', Dimensions: [['channel']], Metrics: [] },
-      ],
-    },
-    channel,
-  };
-  const list = doc._aws.CloudWatchMetrics[0]!.Metrics;
-  for (const metric of metrics) {
-    const type = String(metric.type);
-    if (type !== 'counter' && type !== 'gauge') continue;
-    for (const { labels, value } of metric.values) {
-      if (labels.channel !== channel) continue;
-      const extra = Object.entries(labels)
-        .filter(([k]) => k !== 'channel')
-        .map(([k, v]) => `${k}=${String(v)}`);
-      const name = [metric.name, ...extra].join('.');
-      doc[name] = value;
-      const unit =
-        metric.name.endsWith('_seconds') || metric.name.endsWith('_seconds_total')
-          ? 'Seconds'
-          : metric.name.includes('bytes')
-            ? 'Bytes'
-            : type === 'counter'
-              ? 'Count'
-              : 'None';
-      list.push({ Name: name, Unit: unit });
-    }
-  }
-  return doc;
 }

@@ -122,6 +122,8 @@ export interface KvssinkSinkOptions {
   logger: Logger;
   /** Every parsed kvssink event (metrics). */
   onEvent?: (event: KvssinkEvent) => void;
+  /** Every failed attempt to refresh the credential file (metrics; the file retries on its backoff). */
+  onCredentialRefreshFailed?: (err: Error) => void;
 }
 
 /**
@@ -174,6 +176,8 @@ export class KvssinkSink extends TypedEmitter<SinkEvents> implements Sink {
         provider: o.credentials,
         logger: this.#log.child({ component: 'kvssink-credentials' }),
       });
+      // Before start(): a failure of the very first refresh counts too.
+      file.on('refresh-failed', (err) => this.#o.onCredentialRefreshFailed?.(err));
       await file.start();
       this.#credentialFile = file;
       this.#logConfigPath = await writeKvssinkLogConfig(file.dir);

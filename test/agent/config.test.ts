@@ -103,6 +103,7 @@ const EXPECTED_ROWS: Row[] = [
   ['web-root', 'WEB_ROOT', 'webRoot', 'dist/web', 'dist/web', 'web', 'web'],
   ['stop-budget', 'STOP_BUDGET_SECONDS', 'stopBudgetSeconds', '25', 25, '20', 20],
   ['metrics-address', 'METRICS_ADDRESS', 'metricsAddress', '127.0.0.1:9090', '127.0.0.1:9090', 'off', 'off'],
+  ['emf-interval', 'EMF_INTERVAL_SECONDS', 'emfIntervalSeconds', '60', 60, '0', 0],
   ['signaling-renew-seconds', 'SIGNALING_RENEW_SECONDS', 'signalingRenewSeconds', '3000', 3000, '600', 600],
   ['log-level', 'LOG_LEVEL', 'logLevel', 'info', 'info', 'debug', 'debug'],
 ];

@@ -37,6 +37,8 @@ test('typed methods land on labelled series of a private registry, per channel',
   a.queueDepth(12, 34_000);
   a.credentialExpiry(new Date(1_900_000_000_000));
   b.credentialExpiry(undefined);
+  a.credentialRefreshFailed();
+  a.credentialRefreshFailed();
   a.setUp(true);
   a.setReadiness(false, { signaling: true, peer: false });
 
@@ -67,6 +69,9 @@ test('typed methods land on labelled series of a private registry, per channel',
   expect(text).toContain('kvs_agent_queue_bytes{channel="cam-a"} 34000');
   expect(text).toContain('kvs_agent_credential_expiry_timestamp_seconds{channel="cam-a"} 1900000000');
   expect(text).toContain('kvs_agent_credential_expiry_timestamp_seconds{channel="cam-b"} 0');
+  expect(samples(text, 'kvs_agent_credential_refresh_failures_total')).toEqual([
+    'kvs_agent_credential_refresh_failures_total{channel="cam-a"} 2',
+  ]);
   expect(text).toContain('kvs_agent_up{channel="cam-a"} 1');
   expect(text).toContain('kvs_agent_ready{channel="cam-a"} 0');
   expect(text).toContain('kvs_agent_ready_check{channel="cam-a",check="peer"} 0');
@@ -87,31 +92,4 @@ test('two instances (two tests, two agents) do not collide; default process metr
   expect(text).toContain('nodejs_heap_size_used_bytes');
   expect(await two.render()).not.toContain('kvs_agent_frames_total{');
   expect(one.contentType).toContain('text/plain');
-});
-
-test("EMF: the channel's counters and gauges as one document with the channel dimension", async () => {
-  const metrics = new AgentMetrics({ defaultMetrics: false });
-  const ch = metrics.channel('cam-a');
-  ch.frameAccepted('video', 100);
-  ch.gap('audio', 2);
-  ch.queueDepth(3, 300);
-  metrics.channel('other').frameAccepted('video', 1);
-  const doc = await metrics.emf('cam-a', { namespace: 'test', timestampMs: 1234 });
-  expect(doc._aws.Timestamp).toBe(1234);
-  expect(doc._aws.CloudWatchMetrics[0]!.Namespace).toBe('test');
-  expect(doc._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['channel']]);
-  expect(doc.channel).toBe('cam-a');
-  expect(doc['kvs_agent_frames_total.kind=video']).toBe(1);
-  expect(doc['kvs_agent_frame_bytes_total.kind=video']).toBe(100);
-  expect(doc['kvs_agent_gap_seconds_total.kind=audio']).toBe(2);
-  expect(doc.kvs_agent_queue_bytes).toBe(300);
-  const names = doc._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name);
-  // Every declared metric has a value, and nothing of the other channel leaks in.
-  for (const name of names) expect(doc[name]).toEqual(expect.any(Number));
-  expect(names).toContain('kvs_agent_frames_total.kind=video');
-  expect(doc._aws.CloudWatchMetrics[0]!.Metrics).toContainEqual({
-    Name: 'kvs_agent_gap_seconds_total.kind=audio',
-    Unit: 'Seconds',
-  });
-  expect(JSON.stringify(doc)).not.toContain('other');
 });
