@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in scripts/system-packages.txt. Used by CI, the Dockerfile and
+# Installs Debian packages from the lists next to this script. Used by CI, the Dockerfile and
 # scripts/ensure-deps.sh. Needs root (apt-get); prints what is missing otherwise.
+#
+#   install-system-deps.sh                  runtime-packages.txt + system-packages.txt (a dev/CI machine)
+#   install-system-deps.sh --runtime        runtime-packages.txt only (the container image)
+#   install-system-deps.sh --kvssink-build  kvssink-build-packages.txt (building kvssink from the SDK)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-mapfile -t pkgs < <(grep -vE '^\s*(#|$)' "$here/system-packages.txt")
+case "${1:-}" in
+  "") lists=(runtime-packages.txt system-packages.txt) ;;
+  --runtime) lists=(runtime-packages.txt) ;;
+  --kvssink-build) lists=(kvssink-build-packages.txt) ;;
+  *)
+    echo "usage: $0 [--runtime | --kvssink-build]" >&2
+    exit 2
+    ;;
+esac
+mapfile -t pkgs < <(cd "$here" && cat "${lists[@]}" | grep -vE '^\s*(#|$)')
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
