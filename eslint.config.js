@@ -11,6 +11,7 @@ export default tseslint.config(
       'test-results/**',
       'playwright-report/**',
       'recordings/**',
+      'infra/cdk.out/**',
       'eslint.config.js',
       'vite-env.d.ts',
     ],
@@ -32,7 +33,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['agent/**/*.ts', 'emulator/**/*.ts', 'scripts/**/*.ts', 'test/**/*.ts', '*.config.ts'],
+    files: [
+      'agent/**/*.ts',
+      'emulator/**/*.ts',
+      'infra/**/*.ts',
+      'scripts/**/*.ts',
+      'test/**/*.ts',
+      '*.config.ts',
+    ],
     languageOptions: { globals: globals.node },
   },
   {
