@@ -32,4 +32,10 @@ fi
 echo "Installing Debian packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log="$(mktemp)"
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
