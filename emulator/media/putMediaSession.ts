@@ -248,15 +248,17 @@ export class PutMediaSession {
   #onClusterEnd(timecode: number, bytes: Buffer): void {
     const fragment = this.#current();
     const header = this.#header;
-    this.#fragment = undefined;
     if (!header) throw new PutMediaError(ErrorId.invalidMkvData, 'cluster before Tracks');
     const missing = header.tracks.filter((t) => !fragment.perTrack.has(t.number)).map((t) => t.number);
     if (missing.length > 0) {
+      // Thrown while this fragment is current, so the ERROR ack names its timecode (as KVS does).
+      const counts = [...fragment.perTrack].map(([track, n]) => `track ${track}: ${n}`).join(', ');
       throw new PutMediaError(
         ErrorId.framesMissingForTrack,
-        `fragment at timecode ${timecode} has no frame of track(s) ${missing.join(', ')}`,
+        `fragment at timecode ${timecode} has no frame of track(s) ${missing.join(', ')} (${counts || 'no frames'}, span ${this.#toMs(fragment.maxTc - fragment.minTc)} ms)`,
       );
     }
+    this.#fragment = undefined;
     this.#lastTimecode = timecode;
     this.#ack({ EventType: 'RECEIVED', FragmentTimecode: timecode, FragmentNumber: fragment.number });
     this.#o.count('putMedia.fragmentsReceived');
