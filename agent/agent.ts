@@ -140,7 +140,10 @@ export class Agent extends TypedEmitter<AgentEvents> {
       closeTimeoutMs,
       logger: this.#log.child({ component: 'kvssink' }),
       onEvent: (event) => {
-        if (event.type === 'stream-error') this.#deps.metrics?.channel(config.channel).fragment('failed');
+        const metrics = this.#deps.metrics?.channel(config.channel);
+        if (event.type === 'stream-error') metrics?.fragment('failed');
+        else if (event.type === 'fragment-ack' && event.ack === 'received') metrics?.fragment('acked');
+        else if (event.type === 'fragment-ack' && event.ack === 'persisted') metrics?.fragment('persisted');
       },
       onCredentialRefreshFailed: () => this.#deps.metrics?.channel(config.channel).credentialRefreshFailed(),
     });

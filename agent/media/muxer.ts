@@ -11,6 +11,7 @@ import {
 import type { TrackKind } from '../bridge/wire.js';
 import { AgentError, InvalidStateError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { DropCause } from '../ops/metrics.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { avcCodecString } from './h264.js';
 import {
@@ -45,6 +46,8 @@ export interface MuxerStats {
   stalls: number;
   /** Frames mediabunny refused (e.g. a timestamp going back across a GOP): logged and skipped. */
   rejected: number;
+  /** Key frames that were the last video frame of the run, dropped (`dropTrailingKeyFrame`). */
+  droppedTrailingKeyFrames: number;
   /** Time of one mediabunny `add()` (queueing + Matroska framing + our write), ms. */
   addLatencyMs: { p50: number | null; p99: number | null; samples: number };
 }
@@ -56,6 +59,8 @@ export interface MuxerEvents extends Record<string, unknown[]> {
   overflow: [{ dropped: number }];
   /** Writing to the output failed (EPIPE when gst died): nothing more will be written. */
   failed: [Error];
+  /** Frames not written, by cause (for the drop metrics). */
+  dropped: [{ cause: DropCause; kind: TrackKind; count: number }];
 }
 
 export interface MatroskaStreamMuxerOptions {
@@ -68,6 +73,13 @@ export interface MatroskaStreamMuxerOptions {
   maxQueuedBytes?: number;
   /** Default 5000. */
   stallTimeoutMs?: number;
+  /**
+   * kvssink: a run must not end on a key frame. kvssink ends its stream at the first pad's EOS, so audio after
+   * the last video frame never reaches KVS, and a last fragment made of one key frame would carry no audio:
+   * KVS refuses it (4011) and the session then waits for an ack that never comes. With this set each key frame
+   * waits in the queue for the next video frame, and one still waiting at finish() is dropped and counted.
+   */
+  dropTrailingKeyFrame?: boolean;
   logger: Logger;
 }
 
@@ -76,6 +88,8 @@ const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
 /** The last fragment of a run has at least this much audio (padded with silence at the end). */
 const END_PAD_US = 100_000;
+/** A held key frame is let go when the queue has this much audio after it and still no video (video stopped). */
+const KEY_HOLD_MAX_US = 500_000;
 
 function opusConfig(channels: 1 | 2): {
   codec: 'opus';
@@ -86,6 +100,13 @@ function opusConfig(channels: 1 | 2): {
   return { codec: 'opus', numberOfChannels: channels, sampleRate: 48_000, description: opusHead(channels) };
 }
 const LATENCY_SAMPLES = 10_000;
+
+/** An audio packet that arrived after silence was already written for its time. */
+class LateAudioError extends AgentError {
+  constructor() {
+    super('MEDIA_REJECTED', 'audio packet late behind inserted silence');
+  }
+}
 
 /**
  * Streams TimedFrames as one live Matroska file into a Node Writable (gst's stdin) with mediabunny.
@@ -106,6 +127,8 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   #queue: TimedFrame[] = [];
   #queuedBytes = 0;
   #pumping: Promise<void> | undefined;
+  /** Cleared synchronously when the pump returns, so a write() right after a hold starts it again. */
+  #pumpActive = false;
   #finishing: Promise<void> | undefined;
   #dropping = false;
   #error: Error | undefined;
@@ -116,6 +139,8 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   #lastVideoUs = -1;
   #lastKeyUs = -1;
   #realAudioSeen = false;
+  /** finish(): nothing is held back any more. */
+  #holdReleased = false;
   #watchdog: NodeJS.Timeout | undefined;
   #lastFlushed = 0;
   #lastProgressAt = Date.now();
@@ -131,6 +156,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     overflows: 0,
     stalls: 0,
     rejected: 0,
+    droppedTrailingKeyFrames: 0,
     addSamples: 0,
   };
 
@@ -141,6 +167,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       maxQueuedFrames: options.maxQueuedFrames ?? 600,
       maxQueuedBytes: options.maxQueuedBytes ?? 32 * 1024 * 1024,
       stallTimeoutMs: options.stallTimeoutMs ?? 5000,
+      dropTrailingKeyFrame: options.dropTrailingKeyFrame ?? false,
     };
     this.#outputStream = options.output;
     this.#log = options.logger;
@@ -176,6 +203,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     if (this.#state !== 'running') {
       if (this.#state === 'new') throw new InvalidStateError('muxer written before start()');
       this.#stats.dropped++;
+      this.#dropped(this.#state === 'failed' ? 'no_run' : 'after_stop', frame.kind);
       return;
     }
     if (frame.kind === 'audio' && !this.#audio) return;
@@ -187,6 +215,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       const resumes = frame.kind === 'video' && frame.key && !full();
       if (!resumes) {
         this.#stats.dropped++;
+        this.#dropped('queue_overflow', frame.kind);
         if (!this.#dropping) {
           this.#dropping = true;
           this.#stats.overflows++;
@@ -203,12 +232,15 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     this.#queue.push(frame);
     this.#queuedBytes += frame.data.byteLength;
     this.#stats.queueDepthMax = Math.max(this.#stats.queueDepthMax, this.#queue.length);
-    this.#pumping ??= this.#pump().finally(() => (this.#pumping = undefined));
+    if (!this.#pumpActive) {
+      this.#pumpActive = true;
+      this.#pumping = this.#pump();
+    }
   }
 
   async #pump(): Promise<void> {
     let frame: TimedFrame | undefined;
-    while ((frame = this.#queue.shift()) && this.#state !== 'failed') {
+    while (!this.#holding() && (frame = this.#queue.shift()) && this.#state !== 'failed') {
       this.#queuedBytes -= frame.data.byteLength;
       const started = performance.now();
       try {
@@ -218,6 +250,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       } catch (err) {
         if (this.#error) break;
         this.#stats.rejected++;
+        this.#dropped(err instanceof LateAudioError ? 'late_audio' : 'muxer_rejected', frame.kind);
         this.#log.warn(
           { err: err, kind: frame.kind, timestampUs: frame.timestampUs },
           'frame refused by the muxer',
@@ -225,6 +258,20 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       }
       this.#sampleLatency(performance.now() - started);
     }
+    // Synchronous with the loop's end (no await after it): a write() from here on starts a new pump.
+    this.#pumpActive = false;
+  }
+
+  /** A key frame heads the queue with no video after it yet (see `dropTrailingKeyFrame`); write() resumes. */
+  #holding(): boolean {
+    const head = this.#queue[0];
+    if (!this.#opts.dropTrailingKeyFrame || this.#holdReleased) return false;
+    if (!head || head.kind !== 'video' || !head.key) return false;
+    for (let i = 1; i < this.#queue.length; i++) {
+      const f = this.#queue[i]!;
+      if (f.kind === 'video' || f.timestampUs - head.timestampUs >= KEY_HOLD_MAX_US) return false;
+    }
+    return true;
   }
 
   async #addVideo(frame: TimedFrame): Promise<void> {
@@ -277,8 +324,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     const durationUs = opusPacketDurationUs(frame.data);
     if (durationUs === null) throw new AgentError('MEDIA_REJECTED', 'not an Opus packet');
     if (this.#audioEndUs !== null && frame.timestampUs < this.#audioEndUs - durationUs) {
-      // Arrived after silence was already written for its time.
-      throw new AgentError('MEDIA_REJECTED', 'audio packet late behind inserted silence');
+      throw new LateAudioError();
     }
     // The run starts at a video key frame; audio usually begins a few packets later. Silence up to the first
     // real packet makes both tracks start together (players align them by their first timestamps).
@@ -363,6 +409,10 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     if (this.#state === 'finished') return;
     this.#state = 'failed';
     this.#stats.dropped += this.#queue.length;
+    for (const kind of ['video', 'audio'] as const) {
+      const count = this.#queue.filter((f) => f.kind === kind).length;
+      if (count > 0) this.#dropped('no_run', kind, count);
+    }
     this.#queue = [];
     this.#queuedBytes = 0;
     clearInterval(this.#watchdog);
@@ -379,8 +429,26 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
 
   async #doFinish(): Promise<void> {
     if (this.#state === 'running') this.#state = 'finishing';
-    while (this.#pumping) await this.#pumping;
+    while (this.#pumpActive) await this.#pumping;
     clearInterval(this.#watchdog);
+    this.#throwIfFailed();
+    const head = this.#queue[0];
+    if (head && this.#holding()) {
+      // The run would end on this key frame (see dropTrailingKeyFrame); the next run starts at a key frame anyway.
+      this.#queue.shift();
+      this.#queuedBytes -= head.data.byteLength;
+      this.#stats.droppedTrailingKeyFrames++;
+      this.#dropped('trailing_key_frame', 'video');
+      this.#log.warn(
+        { timestampUs: head.timestampUs },
+        'run ends on a key frame: dropped it (KVS refuses a last fragment without audio)',
+      );
+    }
+    this.#holdReleased = true;
+    if (this.#queue.length > 0) {
+      this.#pumpActive = true;
+      await (this.#pumping = this.#pump());
+    }
     this.#throwIfFailed();
     // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011) —
     // kvssink drops the first AAC frame of a session (DISCONT), so a session cut short right after its first
@@ -403,6 +471,10 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       this.#outputStream.once('error', reject);
       this.#outputStream.end(() => resolve());
     });
+  }
+
+  #dropped(cause: DropCause, kind: TrackKind, count = 1): void {
+    this.safeEmit('dropped', { cause, kind, count });
   }
 
   #throwIfFailed(): void {
@@ -441,6 +513,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       overflows: s.overflows,
       stalls: s.stalls,
       rejected: s.rejected,
+      droppedTrailingKeyFrames: s.droppedTrailingKeyFrames,
       addLatencyMs: { p50: pct(0.5), p99: pct(0.99), samples: s.addSamples },
     };
   }

@@ -38,7 +38,8 @@ import type { TrackKind } from '../bridge/wire.js';
  * frame), `before_keyframe` (before the first key frame of a run), `duplicate` (re-delivered RTP
  * timestamp), `queue_overflow` (pipeline queue full), `muxer_rejected`, `late_audio` (audio older than the
  * written timeline), `after_stop` (arrived during shutdown), `no_run` (no pipeline run to take it, e.g.
- * between a failed run and its restart), `unsupported_codec`. Adding one is one line in
+ * between a failed run and its restart, or queued in a run whose gst failed), `trailing_key_frame` (kvssink:
+ * a session would have ended on a key frame, a last fragment KVS refuses), `unsupported_codec`. Adding one is one line in
  * `DropCause`.
  */
 
@@ -53,6 +54,7 @@ export type DropCause =
   | 'late_audio'
   | 'after_stop'
   | 'no_run'
+  | 'trailing_key_frame'
   | 'unsupported_codec';
 
 export type ReconnectCause =

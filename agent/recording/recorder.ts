@@ -1,6 +1,7 @@
 import type { TrackKind } from '../bridge/wire.js';
 import type { Logger } from '../log.js';
 import type { TimedFrame } from '../media/timeline.js';
+import type { DropCause } from '../ops/metrics.js';
 import { RetryStreak, type RetryPolicy } from '../policy/backoff.js';
 import type { Sink } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
@@ -9,6 +10,11 @@ import type { RecordingSummary } from './recordingStats.js';
 
 /** How long a failed run may take to finish before its gst is killed. */
 const FAILED_RUN_CLOSE_MS = 2_000;
+/**
+ * After a renewal the old run keeps taking audio captured before the new run's first key frame (it arrives a
+ * little after that frame) until audio reaches the new run, or this long at most.
+ */
+const RETIRE_GRACE_MS = 500;
 
 /** A pause in a track longer than this is a gap (reported, never hidden). */
 const GAP_THRESHOLD_MS: Record<TrackKind, number> = { video: 1_000, audio: 1_000 };
@@ -30,6 +36,8 @@ export interface RecorderEvents extends Record<string, unknown[]> {
   restart: [{ attempt: number; delayMs: number; error: Error }];
   /** A track paused longer than the gap threshold; reported when it resumes. */
   gap: [{ kind: TrackKind; seconds: number }];
+  /** Frames not written, by cause (drop metrics). */
+  dropped: [{ cause: DropCause; kind: TrackKind; count: number }];
 }
 
 export interface RecorderStatus {
@@ -54,6 +62,15 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
   readonly #failures: RetryStreak;
   #current: RecordingPipeline | undefined;
   #previousClose: Promise<unknown> | undefined;
+  /** The run a renewal ended, still taking the audio from before the new run's start. */
+  #retiring:
+    | {
+        run: RecordingPipeline;
+        untilUs: number;
+        timer: NodeJS.Timeout;
+        closed: (p: Promise<unknown>) => void;
+      }
+    | undefined;
   readonly #closing: Promise<RecordingSummary>[] = [];
   /** Runs still closing (a renewal lets a run finish at its own pace until the agent stops). */
   readonly #closingRuns = new Set<RecordingPipeline>();
@@ -104,10 +121,26 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     return pid === undefined ? [] : [pid];
   }
 
+  #dropWithoutRun(kind: TrackKind): void {
+    this.#status.droppedWithoutRun++;
+    this.safeEmit('dropped', { cause: 'no_run', kind, count: 1 });
+  }
+
   push(frame: TimedFrame): void {
-    if (this.#stopped) return;
+    if (this.#stopped) {
+      this.safeEmit('dropped', { cause: 'after_stop', kind: frame.kind, count: 1 });
+      return;
+    }
+    const retiring = this.#retiring;
+    if (retiring && frame.kind === 'audio') {
+      if (frame.timestampUs < retiring.untilUs) {
+        retiring.run.push(frame);
+        return;
+      }
+      this.#finishRetiring();
+    }
     if (this.#restarting) {
-      this.#status.droppedWithoutRun++;
+      this.#dropWithoutRun(frame.kind);
       return;
     }
     if (frame.kind === 'video' && frame.key) {
@@ -115,7 +148,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       const reason = run ? this.#sink.renewalReason(run, frame) : null;
       if (reason) {
         this.#log.info({ reason }, 'starting the next run at this key frame');
-        this.#endRun(this.#current!);
+        this.#retire(this.#current!, frame.timestampUs);
         this.#current = undefined;
       }
       // This key frame starts the new run: asking for another now would make its first fragment a few
@@ -124,7 +157,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     }
     const run = this.#current;
     if (!run) {
-      this.#status.droppedWithoutRun++;
+      this.#dropWithoutRun(frame.kind);
       return;
     }
     run.push(frame);
@@ -150,6 +183,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       gstLaunchPath: this.#options.gstLaunchPath,
       logger: this.#log,
       closeTimeoutMs: sink.closeTimeoutMs,
+      onDrop: (cause, kind, count) => this.safeEmit('dropped', { cause, kind, count }),
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
       ...(sink.sequentialRuns && this.#previousClose ? { startAfter: this.#previousClose } : {}),
     });
@@ -161,7 +195,29 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     return run;
   }
 
-  #endRun(run: RecordingPipeline, deadlineAtMs?: number): void {
+  /** Ends `run` once the audio from before `untilUs` (the next run's first frame) has come; see RETIRE_GRACE_MS. */
+  #retire(run: RecordingPipeline, untilUs: number): void {
+    this.#finishRetiring();
+    let closed!: (p: Promise<unknown>) => void;
+    // The next run starts after this one has closed (sequential sinks), not merely after it was told to.
+    this.#previousClose = new Promise<unknown>((resolve) => (closed = resolve));
+    const timer = setTimeout(() => this.#finishRetiring(), RETIRE_GRACE_MS);
+    timer.unref();
+    this.#retiring = { run, untilUs, timer, closed };
+  }
+
+  #finishRetiring(deadlineAtMs?: number): void {
+    const retiring = this.#retiring;
+    if (!retiring) return;
+    this.#retiring = undefined;
+    clearTimeout(retiring.timer);
+    const previous = this.#previousClose;
+    retiring.closed(this.#endRun(retiring.run, deadlineAtMs));
+    // #endRun made this run's close the latest; a newer run started since then must still wait for it.
+    if (previous) this.#previousClose = previous;
+  }
+
+  #endRun(run: RecordingPipeline, deadlineAtMs?: number): Promise<RecordingSummary> {
     const closing = run.close(deadlineAtMs);
     this.#closingRuns.add(run);
     const forget = () => void this.#closingRuns.delete(run);
@@ -172,13 +228,15 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       (s) => this.#log.info({ files: s.files, videoFrames: s.video.frames }, 'run finished'),
       (err: unknown) => this.#log.warn({ err: err }, 'run did not close cleanly'),
     );
+    return closing;
   }
 
   #onFailed(run: RecordingPipeline, err: Error): void {
+    if (this.#retiring?.run === run) this.#finishRetiring(Date.now() + FAILED_RUN_CLOSE_MS);
     if (this.#current !== run || this.#stopped) return;
     this.#current = undefined;
     // A failed run gets a short close: its gst may be hung, and the next run should not wait behind it.
-    this.#endRun(run, Date.now() + FAILED_RUN_CLOSE_MS);
+    void this.#endRun(run, Date.now() + FAILED_RUN_CLOSE_MS);
     this.#scheduleRestart(err);
   }
 
@@ -216,8 +274,9 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     clearTimeout(this.#restartTimer);
     // One deadline for everything still closing, so sequential runs cannot add up beyond the stop budget.
     const deadline = Date.now() + this.#sink.closeTimeoutMs;
+    this.#finishRetiring(deadline);
     for (const run of this.#closingRuns) run.hurry(deadline);
-    if (this.#current) this.#endRun(this.#current, deadline);
+    if (this.#current) void this.#endRun(this.#current, deadline);
     this.#current = undefined;
     const results = await Promise.allSettled(this.#closing);
     return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -1,6 +1,8 @@
+import type { TrackKind } from '../bridge/wire.js';
 import type { Logger } from '../log.js';
 import { MatroskaStreamMuxer } from '../media/muxer.js';
 import type { TimedFrame } from '../media/timeline.js';
+import type { DropCause } from '../ops/metrics.js';
 import { GstProcess } from '../sink/gstProcess.js';
 import { buildPipelineArgs } from '../sink/pipeline.js';
 import { frameSize, type RunInfo, type RunPlan } from '../sink/sink.js';
@@ -32,6 +34,8 @@ export interface RecordingPipelineOptions {
   stallTimeoutMs?: number;
   /** The graceful part of close() (EOS, last fragment acknowledged) before gst is killed. */
   closeTimeoutMs: number;
+  /** Every frame this run or its muxer does not write, by cause (drop metrics). */
+  onDrop?: (cause: DropCause, kind: TrackKind, count: number) => void;
 }
 
 /**
@@ -91,7 +95,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     if (!this.#run) {
       if (!(frame.kind === 'video' && frame.key)) {
-        this.droppedFrames++;
+        this.#drop('before_keyframe', frame.kind);
         return;
       }
       this.#run = { first: frame, size: frameSize(frame) };
@@ -122,7 +126,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
           this.safeEmit('keyframe-needed');
         }
         this.#droppingPending = true;
-        this.droppedFrames++;
+        this.#drop('queue_overflow', frame.kind);
         return;
       }
       this.#droppingPending = false;
@@ -155,9 +159,14 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       output: gst.stdin,
       logger: this.#log.child({ component: 'muxer' }),
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
+      ...(plan.dropTrailingKeyFrame ? { dropTrailingKeyFrame: true } : {}),
+      // The hold buffer goes into the muxer at once when gst is up: its queue must take all of it.
+      maxQueuedFrames: MAX_PENDING_FRAMES + 600,
+      maxQueuedBytes: MAX_PENDING_BYTES + 32 * 1024 * 1024,
     });
     this.#muxer = muxer;
     muxer.on('failed', (err) => this.#fail(err));
+    muxer.on('dropped', ({ cause, kind, count }) => this.#options.onDrop?.(cause, kind, count));
     muxer.on('stalled', (info) =>
       this.#fail(new Error(`GStreamer stopped reading its input: ${JSON.stringify(info)}`)),
     );
@@ -188,13 +197,18 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     );
   }
 
+  #drop(cause: DropCause, kind: TrackKind): void {
+    this.droppedFrames++;
+    this.#options.onDrop?.(cause, kind, 1);
+  }
+
   #write(frame: TimedFrame, now: number): void {
     const muxer = this.#muxer;
     const run = this.#run;
     if (!muxer || !run) return;
     // Audio captured just before the run's first key frame has nowhere to go in this run.
     if (frame.timestampUs < run.first.timestampUs) {
-      this.droppedFrames++;
+      this.#drop('before_keyframe', frame.kind);
       return;
     }
     const timestampUs = this.#options.plan.timestampUs(frame, run);
@@ -250,7 +264,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
       if (!started) this.#fail(new Error('the run did not start within its close time'));
     }
     const deadline = deadlineAtMs ?? Date.now() + this.#options.closeTimeoutMs;
-    this.droppedFrames += this.#pending.length;
+    for (const frame of this.#pending) this.#drop('no_run', frame.kind);
     this.#pending = [];
     if (this.#muxer) {
       const finished = this.#muxer.finish().then(

@@ -113,10 +113,17 @@ export type KvssinkEvent =
   | ({ type: 'stream-error'; status: number; statusHex: string; timecode: number } & KvsStatusInfo)
   | { type: 'bus-error'; element: string; message: string }
   | { type: 'dropped-frame'; detail: string }
-  | { type: 'auth-failed'; detail: string };
+  | { type: 'auth-failed'; detail: string }
+  | { type: 'fragment-ack'; ack: FragmentAckType; timecode: number };
+
+/** PIC's FRAGMENT_ACK_TYPE, in its order (0 = undefined). */
+const ACK_TYPES = ['undefined', 'buffering', 'received', 'persisted', 'error', 'idle'] as const;
+export type FragmentAckType = (typeof ACK_TYPES)[number];
 
 const STREAM_ERROR = /Reported stream error\. Errored timecode: (\d+) Status: 0x([0-9a-fA-F]+)/;
 const BUS_ERROR = /^ERROR: from element ([^:]+(?::[^:]+)*?): (.*)$/;
+/** kvssink's TRACE line for every ack (its `gstkvs` logger is set to TRACE for exactly this line). */
+const ACK = /\] Ack timestamp for (\d) is (\d+)/;
 const DROPPED = /(Dropping frame with flag: \d+|Reported droppedF\w+ callback.*)/;
 const AUTH =
   /(NOT_AUTHORIZED|AccessDenied|UnrecognizedClient|ExpiredToken|InvalidSignature|HTTP 40[13]\b|returned status code: 0x52000010)/i;
@@ -133,6 +140,10 @@ export function parseKvssinkLine(line: string): KvssinkEvent | undefined {
       timecode: Number(se[1]),
       ...describeKvsStatus(status),
     };
+  }
+  const ack = ACK.exec(line);
+  if (ack) {
+    return { type: 'fragment-ack', ack: ACK_TYPES[Number(ack[1])] ?? 'undefined', timecode: Number(ack[2]) };
   }
   const be = BUS_ERROR.exec(line.trim());
   if (be) return { type: 'bus-error', element: be[1]!, message: be[2]! };

@@ -85,13 +85,15 @@ export function kvssinkEnv(options: {
   };
 }
 
-/** Writes kvssink's log4cplus configuration (stdout, INFO) into `dir`; returns its path. */
+/** Writes kvssink's log4cplus configuration (stdout, INFO; TRACE for kvssink's fragment acks) into `dir`; returns its path. */
 export async function writeKvssinkLogConfig(dir: string): Promise<string> {
   const path = join(dir, 'kvs_log_configuration');
   await writeFile(
     path,
     [
       'log4cplus.rootLogger=INFO, KvsConsole',
+      // kvssink's own logger: its only TRACE line is each fragment ack, its DEBUG lines are dropped frames.
+      'log4cplus.logger.com.amazonaws.kinesis.video.gstkvs=TRACE',
       'log4cplus.appender.KvsConsole=log4cplus::ConsoleAppender',
       'log4cplus.appender.KvsConsole.layout=log4cplus::PatternLayout',
       'log4cplus.appender.KvsConsole.layout.ConversionPattern=%-5p %m%n',
@@ -201,10 +203,12 @@ export class KvssinkSink extends TypedEmitter<SinkEvents> implements Sink {
       gstEnv: kvssinkEnv({ region: this.#o.region, endpoint: this.#o.endpoint }),
       // kvssink describes the stream and gets its endpoint before it prerolls.
       readyTimeoutMs: 60_000,
+      dropTrailingKeyFrame: true,
       onGstLine: (line) => {
         const event = parseKvssinkLine(line);
         if (!event) return;
         this.#o.onEvent?.(event);
+        if (event.type === 'fragment-ack') return;
         if (event.type === 'dropped-frame') {
           kvsLog.debug({ event }, 'kvssink dropped a frame');
           return;

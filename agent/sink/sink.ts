@@ -24,6 +24,8 @@ export interface RunPlan {
    * kvssink (use-original-pts) gets the frame's own wall-clock time, so sessions never move in time.
    */
   timestampUs: (frame: TimedFrame, run: RunInfo) => number;
+  /** A run must not end on a key frame (kvssink: see MatroskaStreamMuxerOptions.dropTrailingKeyFrame). */
+  dropTrailingKeyFrame?: boolean;
 }
 
 export interface SinkHealth {

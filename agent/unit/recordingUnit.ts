@@ -175,6 +175,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     recorder.on('fatal', (err) => this.safeEmit('fatal', err));
     recorder.on('restart', () => this.#o.metrics?.childRestart('gst'));
     recorder.on('gap', ({ kind, seconds }) => this.#o.metrics?.gap(kind, seconds));
+    recorder.on('dropped', ({ cause, kind, count }) => this.#o.metrics?.dropped(cause, kind, count));
 
     this.#watchdogTimer = setInterval(() => this.#tick(), WATCHDOG_TICK_MS);
     this.#watchdogTimer.unref();

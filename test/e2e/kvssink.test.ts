@@ -8,6 +8,7 @@ import { spawnAgent, type AgentProcess } from '../../scripts/lib/agentProcess.js
 import { startDemoStack, type DemoStack } from '../../scripts/lib/demoStack.js';
 import { kvssinkAvailable } from '../../scripts/lib/kvssinkCheck.js';
 import { KvsReadBack } from '../../scripts/lib/kvsReadBack.js';
+import { metricValue } from '../support/recoveryHarness.js';
 import { decodeErrors, probe, probeFrames, resolutions } from '../../scripts/lib/mediaProbe.js';
 
 /**
@@ -89,6 +90,11 @@ test('records into the stream: every fragment persisted, ≤ 2.5 s, key frame fi
   const recording = await agent.waitForLog((l) => l.msg === 'recording' && l.sink === 'kvssink', 90_000);
   const startedAt = Date.parse(String(recording.time));
   await new Promise((r) => setTimeout(r, 32_000));
+  // Fragment acks reach the metrics (kvssink's TRACE ack lines).
+  const ops = await agent.waitForLog((l) => l.msg === 'health and metrics endpoints listening', 1000);
+  const opsUrl = `http://${String(ops.host)}:${String(ops.port)}`;
+  const persistedMetric = await metricValue(opsUrl, 'kvs_agent_fragments_total', { state: 'persisted' });
+  const ackedMetric = await metricValue(opsUrl, 'kvs_agent_fragments_total', { state: 'acked' });
   const stopAt = Date.now();
   process.kill(agent.child.pid!, 'SIGTERM');
   const exit = await agent.exited;
@@ -114,17 +120,26 @@ test('records into the stream: every fragment persisted, ≤ 2.5 s, key frame fi
   for (const [i, hole] of holesMs(index).entries()) {
     expect(Math.abs(hole), `between fragments ${i} and ${i + 1}`).toBeLessThan(100);
   }
-  // Each session starts at its first key frame's place on the timeline, within 100 ms of when it was received.
+  // Each session starts at its first key frame's place on the timeline, near when it was received (the
+  // median within 100 ms; a big key frame after a resolution change is paced out by the master, so one alone
+  // can arrive later than its capture slot).
   const sessions = agent.lines.filter((l) => l.msg === 'recording' && l.sink === 'kvssink');
   expect(sessions.length).toBeGreaterThan(1);
+  const startLags: number[] = [];
   for (const s of sessions) {
     const at = Number(s.firstFrameWallClockMs);
     expect(
       index.some((f) => Math.abs(f.producerTimestampMs - at) < 1),
       `a fragment starts at ${at}`,
     ).toBe(true);
-    expect(Math.abs(at - Number(s.firstFrameReceivedMs))).toBeLessThan(100);
+    startLags.push(Math.abs(at - Number(s.firstFrameReceivedMs)));
   }
+  startLags.sort((a, b) => a - b);
+  expect(startLags[Math.floor(startLags.length / 2)]!).toBeLessThan(100);
+  expect(startLags.at(-1)!).toBeLessThan(500);
+  // Before the stop, all but the last one or two fragments were acked and persisted.
+  expect(persistedMetric).toBeGreaterThanOrEqual(index.length - 3);
+  expect(ackedMetric).toBeGreaterThanOrEqual(persistedMetric);
   // The recording covers the run: it starts near the first key frame and the last fragment before the
   // stop was persisted before the agent exited.
   const first = index[0]!;
@@ -220,10 +235,10 @@ test('renewal every 10 s for 3 minutes: producer times follow the frames, sessio
   expect((await agent.exited).code).toBe(0);
 
   const stats = stack.emulator.admin.stats();
-  expect(problems(stats)).toEqual([]);
-  expect(stats['putMedia.fragmentsPersisted']).toBe(stats['putMedia.fragmentsReceived']);
   const index = await fragmentIndex(stack);
   await writeFile(test.info().outputPath('index.json'), JSON.stringify(index, null, 1));
+  expect(problems(stats)).toEqual([]);
+  expect(stats['putMedia.fragmentsPersisted']).toBe(stats['putMedia.fragmentsReceived']);
   const sessions = agent.lines.filter((l) => l.msg === 'recording' && l.sink === 'kvssink');
   expect(sessions.length).toBeGreaterThanOrEqual(15);
   // Every session's first fragment is stamped with its first key frame's place on the timeline.
@@ -244,7 +259,11 @@ test('renewal every 10 s for 3 minutes: producer times follow the frames, sessio
   const finished = agent.lines.find((l) => l.msg === 'recording finished');
   const unit = (
     finished?.units as Array<{
-      runs: Array<{ video: { frames: number }; droppedFrames?: number }>;
+      runs: Array<{
+        video: { frames: number };
+        droppedFrames?: number;
+        muxer?: { droppedTrailingKeyFrames: number };
+      }>;
       timeline: {
         video: {
           accepted: number;
@@ -254,10 +273,17 @@ test('renewal every 10 s for 3 minutes: producer times follow the frames, sessio
       droppedWithoutRun: number;
     }>
   )[0]!;
-  const written = unit.runs.reduce((n, r) => n + r.video.frames, 0);
-  expect(unit.runs.reduce((n, r) => n + (r.droppedFrames ?? 0), 0)).toBe(0);
+  const handed = unit.runs.reduce((n, r) => n + r.video.frames, 0);
+  // Only the first run drops: the audio that came before the recording's first key frame.
+  expect(unit.runs[0]!.droppedFrames ?? 0).toBeLessThan(60);
+  expect(unit.runs.slice(1).reduce((n, r) => n + (r.droppedFrames ?? 0), 0)).toBe(0);
   expect(unit.droppedWithoutRun).toBe(0);
-  expect(written).toBe(unit.timeline.video.accepted);
+  expect(handed).toBe(unit.timeline.video.accepted);
+  // The one exception, counted: a session that would end on a key frame drops it (KVS refuses a last
+  // fragment without audio, and kvssink never sends audio past the last video frame).
+  const trailingKeys = unit.runs.reduce((n, r) => n + (r.muxer?.droppedTrailingKeyFrames ?? 0), 0);
+  expect(trailingKeys).toBeLessThanOrEqual(Math.ceil(sessions.length / 2));
+  const written = handed - trailingKeys;
   // Producer times follow the frames' receive times: the median frame, and the median session start (a big key
   // frame after a resolution change is paced out by the master, so it alone can arrive a few hundred ms after
   // its capture slot).
@@ -274,7 +300,7 @@ test('renewal every 10 s for 3 minutes: producer times follow the frames, sessio
     clip,
   );
   const clipFrames = (await probeFrames(clip, 'v')).length;
-  const measured = `renewals: ${sessions.length} sessions, ${index.length} fragments; receive − producer time: frames p50 ${lag.p50} ms p95 ${lag.p95} ms max ${lag.max} ms, session starts ${startLags.join(' ')} ms; worst hole between fragments ${worstHoleMs.toFixed(1)} ms; video frames written ${written}, in the clip ${clipFrames}`;
+  const measured = `renewals: ${sessions.length} sessions, ${index.length} fragments; receive − producer time: frames p50 ${lag.p50} ms p95 ${lag.p95} ms max ${lag.max} ms, session starts ${startLags.join(' ')} ms; worst hole between fragments ${worstHoleMs.toFixed(1)} ms; video frames written ${written}, in the clip ${clipFrames}, trailing key frames dropped ${trailingKeys}`;
   test.info().annotations.push({ type: 'measured', description: measured });
   process.stdout.write(`[measured] ${measured}\n`);
   expect(clipFrames).toBe(written);

@@ -225,3 +225,43 @@ test('audio announced but never arriving: silence from the start keeps video flo
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('dropTrailingKeyFrame: a run ending on a key frame drops that one frame; key frames mid-run are all kept', async () => {
+  const all = await fixtureFrames();
+  const keys = all.filter((f) => f.kind === 'video' && f.key);
+  expect(keys.length).toBeGreaterThanOrEqual(3);
+  // The run ends on the third key frame, with 60 ms of audio after it (as when the next run starts right there).
+  const lastKey = keys[2]!;
+  const frames = all.filter(
+    (f) =>
+      f.timestampUs < lastKey.timestampUs ||
+      f === lastKey ||
+      (f.kind === 'audio' && f.timestampUs < lastKey.timestampUs + 60_000),
+  );
+  const videoIn = frames.filter((f) => f.kind === 'video');
+  const dir = await mkdtemp(join(tmpdir(), 'mux-'));
+  try {
+    for (const drop of [true, false]) {
+      const out = join(dir, `drop-${drop}.mkv`);
+      const { gst, muxer } = await gstWithMuxer(
+        { args: ['fdsrc', 'fd=0', '!', 'filesink', `location=${out}`] },
+        { hasAudio: true, maxQueuedFrames: 100_000, dropTrailingKeyFrame: drop },
+      );
+      await muxer.start();
+      for (const f of frames) muxer.write(f);
+      await muxer.finish();
+      expect((await gst.close()).exitCode).toBe(0);
+      const video = await probeFrames(out, 'v');
+      const keysOut = video.filter((f) => f.keyFrame).length;
+      expect(muxer.stats().droppedTrailingKeyFrames).toBe(drop ? 1 : 0);
+      expect(video.length).toBe(videoIn.length - (drop ? 1 : 0));
+      expect(keysOut).toBe(drop ? 2 : 3);
+      const lastOut = video.at(-1)!.ptsTime;
+      const expected = (drop ? videoIn.at(-2)! : lastKey).timestampUs / 1e6;
+      expect(Math.abs(lastOut - expected)).toBeLessThan(0.002);
+      expect(await decodeErrors(out)).toBe('');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -116,7 +116,8 @@ test('renewal at each new resolution with sequential runs (kvssink-style): one r
   const expectedSizes = [...new Set(keyFrameSizes(frames))];
   expect(expectedSizes.length).toBeGreaterThanOrEqual(3);
   const recorder = recorderFor(new TestSink(dir, { byResolution: true, sequential: true }));
-  await replay(recorder, frames, 8);
+  const timed: TimedFrame[] = [];
+  await replay(recorder, frames, 8, (f) => timed.push(f));
   const summaries = await recorder.stop();
   const files = summaries.flatMap((s) => s.files);
   const sizes = [];
@@ -134,6 +135,10 @@ test('renewal at each new resolution with sequential runs (kvssink-style): one r
   expect(sizes).toEqual(expectedSizes);
   expect(total).toBe(inputVideo);
   expect(summaries.reduce((n, s) => n + (s.droppedFrames ?? 0), 0)).toBe(0);
+  // Audio captured just before a renewal's key frame, arriving after it, still goes to the run it belongs to.
+  const firstKeyUs = timed.find((f) => f.kind === 'video' && f.key)!.timestampUs;
+  const audioIn = timed.filter((f) => f.kind === 'audio' && f.timestampUs >= firstKeyUs).length;
+  expect(summaries.reduce((n, s) => n + s.audio.frames, 0)).toBe(audioIn);
 });
 
 test('audio that starts late (a mic unmuted after 4 s) is recorded from then on, silence before it', async () => {

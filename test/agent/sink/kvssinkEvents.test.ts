@@ -49,3 +49,12 @@ test('bus errors and dropped frames are recognised; ordinary lines are not event
   expect(parseKvssinkLine('INFO  Getting URL from env for webrtc-kvs-agent-stream')).toBeUndefined();
   expect(parseKvssinkLine('Setting pipeline to PLAYING ...')).toBeUndefined();
 });
+
+test('fragment acks (kvssink TRACE) are events with their type and timecode', () => {
+  expect(
+    parseKvssinkLine('TRACE [webrtc-kvs-agent-stream] Ack timestamp for 3 is 17961795832240000'),
+  ).toEqual({ type: 'fragment-ack', ack: 'persisted', timecode: 17961795832240000 });
+  expect(parseKvssinkLine('TRACE [s] Ack timestamp for 2 is 10')).toMatchObject({ ack: 'received' });
+  expect(parseKvssinkLine('TRACE [s] Ack timestamp for 1 is 10')).toMatchObject({ ack: 'buffering' });
+  expect(parseKvssinkLine('TRACE [s] Ack timestamp for 9 is 10')).toMatchObject({ ack: 'undefined' });
+});
