@@ -4,8 +4,8 @@
 #
 #   scripts/container-check.sh [--remove-images] [--remove-storage] [--rebuild-base] [--keep-output]
 #
-#   1. podman, buildah, runc & co from apt if missing; a containers.conf for this host (runc, ulimits, cgroupfs:
-#      ../shared/docs/containers-here.md) and a storage of its own under /var/lib/webrtc-kvs-agent/containers;
+#   1. podman, buildah, runc & co from apt if missing; a containers.conf for this host (runc, ulimits, cgroupfs — podman on
+#      Debian 12 with hybrid cgroups and a capped RLIMIT_NOFILE) and a storage of its own under /var/lib/webrtc-kvs-agent/containers;
 #   2. local stand-ins for the base images, made once and reused: localhost/debian:12-slim (debootstrap
 #      minbase bookworm) and localhost/node:24-bookworm-slim (that + Node 24 from scripts/fetch-node.sh);
 #   3. `podman build --format docker --target runtime-nokvssink` with those as NODE_IMAGE/DEBIAN_IMAGE: the
