@@ -95,6 +95,8 @@ export async function writeKvssinkLogConfig(dir: string): Promise<string> {
       // kvssink's own logger: its only TRACE line is each fragment ack, its DEBUG lines are dropped frames.
       'log4cplus.logger.com.amazonaws.kinesis.video.gstkvs=TRACE',
       'log4cplus.appender.KvsConsole=log4cplus::ConsoleAppender',
+      // stdout is a pipe: without this, lines (acks, stream errors) reach the agent in 4 KiB bursts, late.
+      'log4cplus.appender.KvsConsole.ImmediateFlush=true',
       'log4cplus.appender.KvsConsole.layout=log4cplus::PatternLayout',
       'log4cplus.appender.KvsConsole.layout.ConversionPattern=%-5p %m%n',
       '',
