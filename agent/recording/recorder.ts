@@ -211,10 +211,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     if (!retiring) return;
     this.#retiring = undefined;
     clearTimeout(retiring.timer);
-    const previous = this.#previousClose;
     retiring.closed(this.#endRun(retiring.run, deadlineAtMs));
-    // #endRun made this run's close the latest; a newer run started since then must still wait for it.
-    if (previous) this.#previousClose = previous;
   }
 
   #endRun(run: RecordingPipeline, deadlineAtMs?: number): Promise<RecordingSummary> {
@@ -223,7 +220,6 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     const forget = () => void this.#closingRuns.delete(run);
     closing.then(forget, forget);
     this.#closing.push(closing);
-    this.#previousClose = closing;
     void closing.then(
       (s) => this.#log.info({ files: s.files, videoFrames: s.video.frames }, 'run finished'),
       (err: unknown) => this.#log.warn({ err: err }, 'run did not close cleanly'),
@@ -236,7 +232,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     if (this.#current !== run || this.#stopped) return;
     this.#current = undefined;
     // A failed run gets a short close: its gst may be hung, and the next run should not wait behind it.
-    void this.#endRun(run, Date.now() + FAILED_RUN_CLOSE_MS);
+    this.#previousClose = this.#endRun(run, Date.now() + FAILED_RUN_CLOSE_MS);
     this.#scheduleRestart(err);
   }
 

@@ -62,6 +62,13 @@ async function recordingAgent(args: string[] = []): Promise<RecoveryAgent> {
   return current;
 }
 
+/** Waits until the agent has taken `frames` more video frames from now (the new run records for a while). */
+async function recordMore(r: RecoveryAgent, frames: number): Promise<void> {
+  const ops = await r.opsUrl();
+  const now = await metricValue(ops, 'kvs_agent_frames_total', { kind: 'video' });
+  await waitForVideoFrames(ops, now, frames, 30_000);
+}
+
 /** Stops the agent cleanly and checks what it wrote: decodes, key frames first, both tracks after `faultAt`. */
 async function checkAfterFault(
   r: RecoveryAgent,
@@ -206,13 +213,7 @@ test('gst killed (SIGKILL) → a new run at the next key frame ≤ 5 s', async (
   const next = await waitForLogAfter(r.agent, faultAt, (l) => l.msg === 'recording', 30_000);
   report(test.info(), 'next recording line after ms', logTime(next) - faultAt);
   expect(logTime(next) - faultAt).toBeLessThanOrEqual(GST_BOUND_MS + MARGIN_MS.gst);
-  const ops = await r.opsUrl();
-  await waitForVideoFrames(
-    ops,
-    await metricValue(ops, 'kvs_agent_frames_total', { kind: 'video' }),
-    120,
-    30_000,
-  );
+  await recordMore(r, 120);
   const now = await agentChildren(pid);
   expect(now.gst.map((p) => p.pid)).not.toContain(gst!.pid);
   expect(now.gst).toHaveLength(1);
@@ -243,12 +244,6 @@ test('gst hung (SIGSTOP) → the muxer stall watchdog fails the run, a new run �
   report(test.info(), 'hung gst gone after ms', Date.now() - faultAt);
   expect((await agentChildren(pid)).gst).toHaveLength(1);
   // The new run may have started only just now (CI: 39 frames after it when stopped at once): let it record.
-  const ops = await r.opsUrl();
-  await waitForVideoFrames(
-    ops,
-    await metricValue(ops, 'kvs_agent_frames_total', { kind: 'video' }),
-    120,
-    30_000,
-  );
+  await recordMore(r, 120);
   await checkAfterFault(r, faultAt, 30_000, MARGIN_MS.gst);
 });
