@@ -71,7 +71,7 @@ export interface MatroskaStreamMuxerOptions {
   maxQueuedFrames?: number;
   /** The same bound in payload bytes (a 1080p call has far bigger frames). Default 32 MiB. */
   maxQueuedBytes?: number;
-  /** Default 5000. */
+  /** Default 2000. */
   stallTimeoutMs?: number;
   /**
    * kvssink: a run must not end on a key frame. kvssink ends its stream at the first pad's EOS, so audio after
@@ -86,6 +86,11 @@ export interface MatroskaStreamMuxerOptions {
 /** A gap in audio longer than this is filled with silence (mediabunny interleaves: it holds video until audio comes). */
 const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
+/**
+ * A healthy gst reads its stdin continuously (kvssink buffers in memory, it never blocks its input), and the
+ * clock only runs once the 64 KiB pipe is full: 2 s of that is a hang, and keeps "GStreamer stalls" ≤ 5 s.
+ */
+const DEFAULT_STALL_TIMEOUT_MS = 2_000;
 /** The last fragment of a run has at least this much audio (padded with silence at the end). */
 const END_PAD_US = 100_000;
 /** A held key frame is let go when the queue has this much audio after it and still no video (video stopped). */
@@ -166,7 +171,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       hasAudio: options.hasAudio,
       maxQueuedFrames: options.maxQueuedFrames ?? 600,
       maxQueuedBytes: options.maxQueuedBytes ?? 32 * 1024 * 1024,
-      stallTimeoutMs: options.stallTimeoutMs ?? 5000,
+      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
       dropTrailingKeyFrame: options.dropTrailingKeyFrame ?? false,
     };
     this.#outputStream = options.output;

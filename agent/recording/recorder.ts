@@ -1,4 +1,5 @@
 import type { TrackKind } from '../bridge/wire.js';
+import { AgentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TimedFrame } from '../media/timeline.js';
 import type { DropCause } from '../ops/metrics.js';
@@ -231,8 +232,10 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     if (this.#retiring?.run === run) this.#finishRetiring(Date.now() + FAILED_RUN_CLOSE_MS);
     if (this.#current !== run || this.#stopped) return;
     this.#current = undefined;
-    // A failed run gets a short close: its gst may be hung, and the next run should not wait behind it.
-    this.#previousClose = this.#endRun(run, Date.now() + FAILED_RUN_CLOSE_MS);
+    // A failed run gets a short close: its gst may be hung, and the next run should not wait behind it. One
+    // that stopped reading cannot take an EOS through its full pipe at all: it is killed at once.
+    const stalled = err instanceof AgentError && err.code === 'PIPE_STALLED';
+    this.#previousClose = this.#endRun(run, Date.now() + (stalled ? 0 : FAILED_RUN_CLOSE_MS));
     this.#scheduleRestart(err);
   }
 

@@ -1,4 +1,5 @@
 import type { TrackKind } from '../bridge/wire.js';
+import { AgentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MatroskaStreamMuxer } from '../media/muxer.js';
 import type { TimedFrame } from '../media/timeline.js';
@@ -168,7 +169,9 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     muxer.on('failed', (err) => this.#fail(err));
     muxer.on('dropped', ({ cause, kind, count }) => this.#options.onDrop?.(cause, kind, count));
     muxer.on('stalled', (info) =>
-      this.#fail(new Error(`GStreamer stopped reading its input: ${JSON.stringify(info)}`)),
+      this.#fail(
+        new AgentError('PIPE_STALLED', `GStreamer stopped reading its input: ${JSON.stringify(info)}`),
+      ),
     );
     muxer.on('overflow', ({ dropped }) => {
       this.#log.warn({ dropped }, 'muxer queue overflowed: frames dropped until the next key frame');

@@ -220,7 +220,7 @@ test('gst killed (SIGKILL) → a new run at the next key frame ≤ 5 s', async (
   await checkAfterFault(r, faultAt, GST_BOUND_MS, MARGIN_MS.gst);
 });
 
-test('gst hung (SIGSTOP) → the muxer stall watchdog fails the run, a new run ≤ 5 s later, the hung gst killed', async () => {
+test('gst hung (SIGSTOP) → the muxer stall watchdog fails the run and kills the hung gst, a new run ≤ 5 s after the fault', async () => {
   test.setTimeout(180_000);
   const r = await recordingAgent();
   const pid = r.agent.child.pid!;
@@ -232,18 +232,18 @@ test('gst hung (SIGSTOP) → the muxer stall watchdog fails the run, a new run �
   const detectedAt = logTime(failed);
   const next = await waitForLogAfter(r.agent, detectedAt, (l) => l.msg === 'recording', 30_000);
   report(test.info(), 'stall detected after ms', detectedAt - faultAt);
-  report(test.info(), 'next recording line after detection ms', logTime(next) - detectedAt);
-  expect(logTime(next) - detectedAt).toBeLessThanOrEqual(GST_BOUND_MS + MARGIN_MS.gst);
-  // The stopped gst is killed when its close time runs out; it is not left behind.
+  report(test.info(), 'next recording line after the fault ms', logTime(next) - faultAt);
+  expect(logTime(next) - faultAt).toBeLessThanOrEqual(GST_BOUND_MS + MARGIN_MS.gst);
+  // A gst that stopped reading cannot take an EOS: it is killed at once, not left behind.
   await waitFor(
     'the hung gst to be killed',
     async () => !(await agentChildren(pid)).gst.some((p) => p.pid === gst!.pid),
-    40_000,
-    500,
+    10_000,
+    200,
   );
   report(test.info(), 'hung gst gone after ms', Date.now() - faultAt);
   expect((await agentChildren(pid)).gst).toHaveLength(1);
   // The new run may have started only just now (CI: 39 frames after it when stopped at once): let it record.
   await recordMore(r, 120);
-  await checkAfterFault(r, faultAt, 30_000, MARGIN_MS.gst);
+  await checkAfterFault(r, faultAt, GST_BOUND_MS, MARGIN_MS.gst);
 });
