@@ -7,13 +7,25 @@ import {
   GetIceServerConfigCommand,
   KinesisVideoSignalingClient,
 } from '@aws-sdk/client-kinesis-video-signaling';
-import type { KvsCredentials } from '../page/kvsSdk.js';
+/** The credentials shape the KVS JS SDK takes (page/kvsSdk.ts), repeated so Node code need not load the page's SDK. */
+export interface KvsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** RTCIceServer's shape, spelled out so the synthetic master (Node, no DOM types) can share this module. */
+export interface IceServer {
+  urls: string | string[];
+  username?: string | undefined;
+  credential?: string | undefined;
+}
 
 export interface MasterChannel {
   channelARN: string;
   wssEndpoint: string;
   httpsEndpoint: string;
-  iceServers: RTCIceServer[];
+  iceServers: IceServer[];
 }
 
 /**
@@ -53,7 +65,7 @@ export async function discoverMasterChannel(options: {
       const ice = await signaling.send(
         new GetIceServerConfigCommand({ ChannelARN: channelARN, Service: 'TURN' }),
       );
-      const iceServers: RTCIceServer[] = [];
+      const iceServers: IceServer[] = [];
       // STUN is never returned by the service: clients add the regional one themselves (not for the emulator).
       if (!endpoint) iceServers.push({ urls: `stun:stun.kinesisvideo.${region}.amazonaws.com:443` });
       for (const s of ice.IceServerList ?? []) {

@@ -1,17 +1,7 @@
 import { kvs, type KvsCredentials, type RequestSigner } from '../page/kvsSdk.js';
+import { allowWsScheme } from './wsSchemeSigner.js';
 
-/**
- * The SDK's SigV4RequestSigner refuses anything but `wss://`. The scheme is not part of the signature (only
- * host, path and query are), so a `ws://` endpoint (the local emulator) is signed in its `wss://` form and
- * the scheme swapped back.
- */
+/** The SDK's signer, also for the emulator's `ws://` endpoint (see wsSchemeSigner.ts). */
 export function requestSignerFor(region: string, credentials: KvsCredentials): RequestSigner {
-  const signer = new kvs.SigV4RequestSigner(region, credentials);
-  return {
-    async getSignedURL(endpoint, queryParams, date) {
-      if (!endpoint.startsWith('ws://')) return signer.getSignedURL(endpoint, queryParams, date);
-      const signed = await signer.getSignedURL(`wss://${endpoint.slice('ws://'.length)}`, queryParams, date);
-      return `ws://${signed.slice('wss://'.length)}`;
-    },
-  };
+  return allowWsScheme(new kvs.SigV4RequestSigner(region, credentials));
 }
