@@ -27,7 +27,7 @@ export interface RecoveryAgent {
 
 /** Spawns the agent with the file sink into a fresh temp dir (or the caller's args for other sinks). */
 export async function startRecoveryAgent(
-  stack: DemoStack,
+  stack: Pick<DemoStack, 'emulator' | 'agentEnv'>,
   options: { args?: string[]; sink?: 'file' | 'kvssink'; env?: Record<string, string> } = {},
 ): Promise<RecoveryAgent> {
   const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-recovery-'));
