@@ -22,6 +22,8 @@ interface FrameMetadata {
   height?: number;
   /** ms relative to this worker's performance.timeOrigin (Chromium; not yet in lib.dom). */
   receiveTime?: number;
+  /** From abs-capture-time when the master sends it, on the same time origin as receiveTime. */
+  captureTime?: number;
 }
 
 type EncodedFrame = (RTCEncodedVideoFrame | RTCEncodedAudioFrame) & { type?: RTCEncodedVideoFrameType };
@@ -197,6 +199,7 @@ class FrameForwarder {
         width: meta.width ?? 0,
         height: meta.height ?? 0,
         seq: this.#seq++,
+        ...(meta.captureTime ? { captureTimeMs: performance.timeOrigin + meta.captureTime } : {}),
       },
       frame.data,
     );

@@ -204,6 +204,7 @@ export class ViewerSession {
     const audio = this.#pc.addTransceiver('audio', { direction: 'recvonly' });
     video.setCodecPreferences(videoCodecPreferences(RTCRtpReceiver.getCapabilities('video')?.codecs ?? []));
     audio.setCodecPreferences(audioCodecPreferences(RTCRtpReceiver.getCapabilities('audio')?.codecs ?? []));
+    for (const t of [video, audio]) negotiateAbsCaptureTime(t);
     // Attached before any media flows so the very first frame goes through the transform.
     this.#attachTransform(video.receiver, 'video');
     this.#attachTransform(audio.receiver, 'audio');
@@ -625,4 +626,30 @@ function describe(err: unknown): string {
   if (err instanceof Error) return err.message;
   if (err instanceof Event) return `${err.type} event`;
   return String(err);
+}
+
+const ABS_CAPTURE_TIME = 'http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time';
+
+interface HeaderExtensionCapability {
+  uri: string;
+  direction: RTCRtpTransceiverDirection | 'stopped';
+}
+
+/**
+ * Offers abs-capture-time (Chromium supports it but does not offer it by default): a master that sends it
+ * stamps every audio and video frame on its one capture clock, which the worker hands to the agent, so the two
+ * tracks line up as they were captured instead of as they happened to arrive. Where the API is missing the
+ * offer is unchanged and the agent falls back to receive times.
+ */
+function negotiateAbsCaptureTime(transceiver: RTCRtpTransceiver): void {
+  const t = transceiver as RTCRtpTransceiver & {
+    getHeaderExtensionsToNegotiate?: () => HeaderExtensionCapability[];
+    setHeaderExtensionsToNegotiate?: (extensions: HeaderExtensionCapability[]) => void;
+  };
+  if (!t.getHeaderExtensionsToNegotiate || !t.setHeaderExtensionsToNegotiate) return;
+  const extensions = t.getHeaderExtensionsToNegotiate();
+  if (!extensions.some((e) => e.uri === ABS_CAPTURE_TIME)) return;
+  t.setHeaderExtensionsToNegotiate(
+    extensions.map((e) => (e.uri === ABS_CAPTURE_TIME ? { ...e, direction: 'recvonly' } : e)),
+  );
 }

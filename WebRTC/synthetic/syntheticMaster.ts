@@ -2,6 +2,7 @@ import { createHash, randomInt } from 'node:crypto';
 import kvsWebrtc from 'amazon-kinesis-video-streams-webrtc';
 import {
   RTCPeerConnection,
+  RTCRtpHeaderExtensionParameters,
   RtpHeader,
   RtpPacket,
   useAbsSendTime,
@@ -66,6 +67,8 @@ interface Peer {
   pc: RTCPeerConnection;
   video: RTCRtpSender;
   audio: RTCRtpSender;
+  /** The abs-capture-time extension ids the answer agreed on, per track (undefined: not negotiated). */
+  absCaptureTimeId: { video: number | undefined; audio: number | undefined };
   connected: boolean;
   /** Deltas are useless to a decoder that has not had a key frame: a peer starts at one. */
   hadKey: boolean;
@@ -74,6 +77,7 @@ interface Peer {
 }
 
 const SR_NTP_EPOCH_OFFSET_S = 2_208_988_800;
+export const ABS_CAPTURE_TIME_URI = 'http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time';
 
 type SignalingClientT = InstanceType<typeof kvsWebrtc.SignalingClient>;
 
@@ -215,7 +219,19 @@ export class SyntheticMaster {
         video: [useH264({ rtcpFeedback: [useNACK(), usePLI()] })],
         audio: [useOPUS()],
       },
-      headerExtensions: { video: [useSdesMid(), useAbsSendTime()], audio: [useSdesMid(), useAbsSendTime()] },
+      // abs-capture-time as Chromium sends it when the viewer offers it: the capture instant on every packet.
+      headerExtensions: {
+        video: [
+          useSdesMid(),
+          useAbsSendTime(),
+          new RTCRtpHeaderExtensionParameters({ uri: ABS_CAPTURE_TIME_URI }),
+        ],
+        audio: [
+          useSdesMid(),
+          useAbsSendTime(),
+          new RTCRtpHeaderExtensionParameters({ uri: ABS_CAPTURE_TIME_URI }),
+        ],
+      },
     });
     pc.onIceCandidate.subscribe((candidate) => {
       if (!candidate || this.#peers.get(viewerId)?.pc !== pc) return;
@@ -237,6 +253,7 @@ export class SyntheticMaster {
       pc,
       video: video.sender,
       audio: audio.sender,
+      absCaptureTimeId: { video: undefined, audio: undefined },
       connected: false,
       hadKey: false,
       videoSeq: randomInt(2 ** 16),
@@ -260,6 +277,10 @@ export class SyntheticMaster {
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     if (this.#peers.get(viewerId) !== peer) return;
+    peer.absCaptureTimeId = {
+      video: extmapId(pc.localDescription!.sdp, 'video', ABS_CAPTURE_TIME_URI),
+      audio: extmapId(pc.localDescription!.sdp, 'audio', ABS_CAPTURE_TIME_URI),
+    };
     this.#signaling?.sendSdpAnswer({ type: 'answer', sdp: pc.localDescription!.sdp }, viewerId);
     this.#log.info({ viewer: viewerId }, 'answered');
   }
@@ -328,7 +349,10 @@ export class SyntheticMaster {
       peer.hadKey ||= frame.key;
       for (const chunk of chunks) {
         peer.videoSeq = (peer.videoSeq + 1) & 0xffff;
-        this.#write(peer.video, chunk.payload, peer.videoSeq, rtpTimestamp, chunk.marker);
+        this.#write(peer.video, chunk.payload, peer.videoSeq, rtpTimestamp, chunk.marker, {
+          id: peer.absCaptureTimeId.video,
+          captureMs,
+        });
       }
       this.#stampSenderReport(peer.video, rtpTimestamp, captureMs);
       hash ??= sliceHash(frame.nalus);
@@ -363,7 +387,10 @@ export class SyntheticMaster {
     for (const peer of this.#peers.values()) {
       if (!peer.connected) continue;
       peer.audioSeq = (peer.audioSeq + 1) & 0xffff;
-      this.#write(peer.audio, payload, peer.audioSeq, rtpTimestamp, true);
+      this.#write(peer.audio, payload, peer.audioSeq, rtpTimestamp, true, {
+        id: peer.absCaptureTimeId.audio,
+        captureMs,
+      });
       this.#stampSenderReport(peer.audio, rtpTimestamp, captureMs);
       this.stats.audioSent++;
       this.#o.onSent?.({
@@ -383,8 +410,21 @@ export class SyntheticMaster {
     }
   }
 
-  #write(sender: RTCRtpSender, payload: Buffer, seq: number, timestamp: number, marker: boolean): void {
+  #write(
+    sender: RTCRtpSender,
+    payload: Buffer,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    capture: { id: number | undefined; captureMs: number },
+  ): void {
     const header = new RtpHeader({ sequenceNumber: seq, timestamp, marker, payloadType: 0 });
+    // werift keeps extensions it does not know (by id) next to the ones it writes itself.
+    if (capture.id !== undefined) {
+      const ntp = Buffer.alloc(8);
+      ntp.writeBigUInt64BE(ntpFromEpochMs(capture.captureMs));
+      header.extensions.push({ id: capture.id, payload: ntp });
+    }
     sender.sendRtp(new RtpPacket(header, payload)).catch((err: unknown) => {
       this.#log.debug({ err }, 'RTP send failed');
     });
@@ -418,6 +458,14 @@ export function sliceHash(nalus: readonly Uint8Array[]): string {
     if (type === 1 || type === 5) h.update(n);
   }
   return h.digest('hex').slice(0, 24);
+}
+
+/** The `a=extmap` id for `uri` in the first m-section of `kind`, if negotiated. */
+function extmapId(sdp: string, kind: 'video' | 'audio', uri: string): number | undefined {
+  const sections = sdp.split(/\r?\nm=/).slice(1);
+  const section = sections.find((m) => m.startsWith(kind));
+  const match = section?.match(new RegExp(`a=extmap:(\\d+)(?:/\\w+)? ${uri.replace(/[.]/g, '\\.')}`));
+  return match ? Number(match[1]) : undefined;
 }
 
 function mod(a: number, n: number): number {

@@ -7,7 +7,7 @@
  *
  * | offset | type | field |
  * |---|---|---|
- * | 0  | u8  | version (1) |
+ * | 0  | u8  | version (2) |
  * | 1  | u8  | kind: 1 video, 2 audio |
  * | 2  | u8  | flags: bit 0 key frame |
  * | 3  | u8  | codec: 1 H.264, 2 Opus, 0 anything else (rejected by the agent, counted) |
@@ -18,7 +18,8 @@
  * | 22 | u16 | height |
  * | 24 | u32 | sequence number (see below) |
  * | 28 | u32 | payload length (must equal the bytes that follow) |
- * | 32 | …   | payload |
+ * | 32 | f64 | capture time, Unix epoch ms as the worker's clock sees it (abs-capture-time); 0 when unknown |
+ * | 40 | …   | payload |
  *
  * `seq`: one count per transform worker, i.e. per track of one viewer session. It is 0 on the first frame
  * sent after the worker's frame socket first opened, and from then on +1 for every frame the transform saw,
@@ -28,8 +29,8 @@
  * (new workers, usually a new SSRC) starts again at 0. After skipping, the worker asks the master for a key
  * frame as soon as it sends again.
  */
-export const WIRE_VERSION = 1;
-export const FRAME_HEADER_BYTES = 32;
+export const WIRE_VERSION = 2;
+export const FRAME_HEADER_BYTES = 40;
 /** Frames bigger than this are refused: no sane 1080p H.264 frame comes near it. */
 export const MAX_FRAME_PAYLOAD_BYTES = 4 * 1024 * 1024;
 
@@ -46,6 +47,12 @@ export interface FrameHeader {
   width: number;
   height: number;
   seq: number;
+  /**
+   * When the master captured the frame, from the abs-capture-time RTP header extension (Chromium masters send
+   * it once the viewer negotiates it), mapped to the worker's clock: audio and video on the sender's one clock.
+   * Absent when the master does not send it.
+   */
+  captureTimeMs?: number;
 }
 
 export interface WireFrame {
@@ -79,13 +86,22 @@ export function encodeFrame(header: FrameHeader, payload: ArrayBuffer | Uint8Arr
   view.setUint16(22, Math.min(header.height, 0xffff), true);
   view.setUint32(24, header.seq >>> 0, true);
   view.setUint32(28, body.byteLength, true);
+  view.setFloat64(32, header.captureTimeMs ?? 0, true);
   new Uint8Array(out, FRAME_HEADER_BYTES).set(body);
   return out;
 }
 
 /** Why a frame was refused: a closed set, so counters keyed by it stay bounded whatever a sender sends. */
 export type FrameRejectCode =
-  'short' | 'version' | 'kind' | 'codec' | 'receive-time' | 'length-mismatch' | 'empty' | 'too-large';
+  | 'short'
+  | 'version'
+  | 'kind'
+  | 'codec'
+  | 'receive-time'
+  | 'capture-time'
+  | 'length-mismatch'
+  | 'empty'
+  | 'too-large';
 
 export type DecodeResult =
   { ok: true; frame: WireFrame } | { ok: false; code: FrameRejectCode; reason: string };
@@ -109,6 +125,10 @@ export function decodeFrame(data: Uint8Array): DecodeResult {
   if (!Number.isFinite(receiveTimeMs) || receiveTimeMs <= 0) {
     return reject('receive-time', 'receive time is not a positive finite number');
   }
+  const captureTimeMs = view.getFloat64(32, true);
+  if (!Number.isFinite(captureTimeMs) || captureTimeMs < 0) {
+    return reject('capture-time', 'capture time is not a finite number ≥ 0');
+  }
   const length = view.getUint32(28, true);
   if (length !== data.byteLength - FRAME_HEADER_BYTES) {
     return reject(
@@ -131,6 +151,7 @@ export function decodeFrame(data: Uint8Array): DecodeResult {
         width: view.getUint16(20, true),
         height: view.getUint16(22, true),
         seq: view.getUint32(24, true),
+        ...(captureTimeMs > 0 ? { captureTimeMs } : {}),
       },
       payload: data.subarray(FRAME_HEADER_BYTES),
     },

@@ -45,6 +45,8 @@ export interface TrackTimelineStats {
   framesLostUpstream: number;
   /** Video held back after a sequence gap until the next key frame (a partial GOP would not decode). */
   droppedAfterGap: number;
+  /** Frames placed by the master's capture clock (abs-capture-time) rather than by their receive time. */
+  captureTimed: number;
   /**
    * Receive time minus the stamped wall-clock time of recent frames (last 2000), ms: how far the recording's
    * times are from when frames arrived. Positive = arrived later than stamped (jitter, a paced key frame).
@@ -62,6 +64,11 @@ export interface MediaTimelineOptions {
    * once, since video is held back until the next one.
    */
   onGap?: (gap: { kind: TrackKind; lost: number }) => void;
+  /**
+   * Audio is stamped this much earlier than it was captured: what the pipeline's audio chain adds (decoder
+   * lookahead, encoder priming) before a player shows it, so that played audio lines up with the video.
+   */
+  audioLeadMs?: number;
 }
 
 const CLOCK_RATE: Record<TrackKind, number> = { video: 90_000, audio: 48_000 };
@@ -100,6 +107,16 @@ interface TrackState {
   /** Ring of recent receive lags (ms). */
   readonly lags: number[];
   lagNext: number;
+  /** The last frame that carried a capture time: frames without one are placed from it by RTP. */
+  lastCapture: { rtp: number; ms: number } | null;
+}
+
+/** The receive delay shared by both tracks when frames carry the master's capture time. */
+interface CaptureClock {
+  /** Slewed receive − capture delay added to every capture time, or null before the first such frame. */
+  delayMs: number | null;
+  readonly window: Array<{ atMs: number; delayMs: number }>;
+  lastAtMs: number;
 }
 
 function emptyStats(): TrackTimelineStats {
@@ -115,6 +132,7 @@ function emptyStats(): TrackTimelineStats {
     seqGaps: 0,
     framesLostUpstream: 0,
     droppedAfterGap: 0,
+    captureTimed: 0,
     receiveLagMs: { p50: null, p95: null, max: null },
   };
 }
@@ -124,10 +142,13 @@ const LAG_SAMPLES = 2000;
 /**
  * Places received frames on one recording clock.
  *
- * The two RTP clocks have unrelated random offsets and no RTCP mapping reaches us, so each track is anchored at
- * its first frame's receive wall clock and advanced by RTP deltas (RTP keeps the sender's capture spacing, which
- * receive times lose to jitter and the 64 Hz delivery tick). The recording origin is the first video key frame:
- * nothing before it can be decoded.
+ * When the master sends abs-capture-time (Chromium does, once the page negotiates it), every frame carries its
+ * capture time on the master's one clock: both tracks are placed by it plus one shared receive delay, so
+ * audio and video line up as they were captured. Otherwise the two RTP clocks have unrelated offsets and no
+ * RTCP sender-report mapping reaches the page, so each track is anchored at its first frame's receive wall
+ * clock and advanced by RTP deltas (RTP keeps the sender's capture spacing, which receive times lose to
+ * jitter and the 64 Hz delivery tick). The recording origin is the first video key frame: nothing before it can
+ * be decoded.
  */
 export class MediaTimeline {
   readonly #maxRtpJumpMs: number;
@@ -135,10 +156,13 @@ export class MediaTimeline {
   readonly #tracks: Record<TrackKind, TrackState>;
   /** Wall-clock ms of the recording origin, or null until the first video key frame. */
   #originMs: number | null = null;
+  readonly #capture: CaptureClock = { delayMs: null, window: [], lastAtMs: 0 };
+  readonly #audioLeadMs: number;
 
   constructor(options: MediaTimelineOptions = {}) {
     this.#maxRtpJumpMs = options.maxRtpJumpMs ?? 5000;
     this.#onGap = options.onGap;
+    this.#audioLeadMs = options.audioLeadMs ?? 0;
     const track = (kind: TrackKind): TrackState => ({
       ssrc: null,
       unwrapper: new RtpUnwrapper(),
@@ -155,6 +179,7 @@ export class MediaTimeline {
       stats: emptyStats(),
       lags: [],
       lagNext: 0,
+      lastCapture: null,
     });
     this.#tracks = { video: track('video'), audio: track('audio') };
   }
@@ -217,13 +242,22 @@ export class MediaTimeline {
       );
     }
     let rtp = track.unwrapper.unwrap(header.rtpTimestamp);
-    let timeMs = track.anchorTimeMs + ((rtp - track.anchorRtp) * 1000) / CLOCK_RATE[header.kind];
-    if (Math.abs(timeMs - header.receiveTimeMs) > this.#maxRtpJumpMs) {
-      this.#anchor(track, header.kind, header.ssrc, header.rtpTimestamp, header.receiveTimeMs, true);
-      rtp = track.anchorRtp;
-      timeMs = header.receiveTimeMs;
+    let timeMs: number;
+    const captureMs = this.#captureTime(track, header.kind, header.captureTimeMs, rtp);
+    if (captureMs !== null) {
+      // The master's one capture clock for both tracks, plus one shared delay: A/V as captured.
+      timeMs = captureMs + this.#captureDelay(header.receiveTimeMs - captureMs, header.receiveTimeMs);
+      track.stats.captureTimed++;
+    } else {
+      timeMs = track.anchorTimeMs + ((rtp - track.anchorRtp) * 1000) / CLOCK_RATE[header.kind];
+      if (Math.abs(timeMs - header.receiveTimeMs) > this.#maxRtpJumpMs) {
+        this.#anchor(track, header.kind, header.ssrc, header.rtpTimestamp, header.receiveTimeMs, true);
+        rtp = track.anchorRtp;
+        timeMs = header.receiveTimeMs;
+      }
+      timeMs += this.#slew(track, header.kind, timeMs, header.receiveTimeMs);
     }
-    timeMs += this.#slew(track, header.kind, timeMs, header.receiveTimeMs);
+    if (header.kind === 'audio') timeMs -= this.#audioLeadMs;
     // One RTP timestamp per frame, in decode order (no B-frames in WebRTC H.264; Opus packets advance):
     // the same or an older timestamp is a re-delivery, not new media.
     if (track.lastRtp !== null && rtp <= track.lastRtp) {
@@ -289,6 +323,39 @@ export class MediaTimeline {
     return track.slewMs;
   }
 
+  /** The frame's capture time: its own, or from the track's last one by RTP; null without any. */
+  #captureTime(track: TrackState, kind: TrackKind, own: number | undefined, rtp: number): number | null {
+    if (own !== undefined) {
+      track.lastCapture = { rtp, ms: own };
+      return own;
+    }
+    const last = track.lastCapture;
+    return last ? last.ms + ((rtp - last.rtp) * 1000) / CLOCK_RATE[kind] : null;
+  }
+
+  /**
+   * The delay between the master's capture clock and our receive clock, shared by both tracks: it follows the
+   * smallest delay of either track over SLEW_WINDOW_MS at SLEW_RATE of the time that passed (as #slew does
+   * per track), and starts over when the two clocks disagree by more than maxRtpJumpMs (a clock step).
+   */
+  #captureDelay(delayMs: number, receiveMs: number): number {
+    const c = this.#capture;
+    if (c.delayMs === null || Math.abs(delayMs - c.delayMs) > this.#maxRtpJumpMs) {
+      if (c.delayMs !== null) for (const t of Object.values(this.#tracks)) t.stats.reanchors++;
+      c.delayMs = delayMs;
+      c.window.length = 0;
+      c.lastAtMs = receiveMs;
+    }
+    const w = c.window;
+    while (w.length > 0 && w[w.length - 1]!.delayMs >= delayMs) w.pop();
+    w.push({ atMs: receiveMs, delayMs });
+    while (w.length > 1 && w[0]!.atMs < receiveMs - SLEW_WINDOW_MS) w.shift();
+    const step = SLEW_RATE * Math.max(0, receiveMs - c.lastAtMs);
+    c.lastAtMs = Math.max(c.lastAtMs, receiveMs);
+    c.delayMs += Math.max(-step, Math.min(step, w[0]!.delayMs - c.delayMs));
+    return c.delayMs;
+  }
+
   #gate(track: TrackState, byGap: boolean): void {
     if (!track.gated) track.gatedByGap = byGap;
     track.gated = true;
@@ -309,6 +376,7 @@ export class MediaTimeline {
     track.slewMs = 0;
     track.delays.length = 0;
     track.lastRtp = null;
+    track.lastCapture = null;
     if (isReanchor) {
       track.stats.reanchors++;
       // A new RTP stream (or a broken clock) means the decoder state is gone: wait for a fresh key frame.

@@ -29,6 +29,14 @@ export interface PipelineOptions {
  * its timestamps alone (the frames on both sides of a 10 s gap are "10 s" of queue), the demuxer blocks on
  * it, audio never reaches the muxer, and the muxer waits for audio forever: gst stops reading its input.
  */
+/**
+ * How much later than its timestamp a player shows the audio this chain writes, measured with the synthetic
+ * clip (test/agent/sink/pipeline.test.ts): opusdec outputs the Opus encoder's lookahead (312 samples at
+ * 48 kHz: WebRTC carries no pre-skip) and avenc_aac puts 1024 samples of priming in front, which MPEG-TS and
+ * KVS fragments cannot signal. The timeline stamps audio this much earlier (MediaTimeline audioLeadMs).
+ */
+export const AUDIO_CHAIN_DELAY_MS = ((312 + 1024) * 1000) / 48_000;
+
 /** A queue bounded by bytes only (see frontHalf). */
 const QUEUE = ['queue', 'max-size-time=0', 'max-size-buffers=0'];
 

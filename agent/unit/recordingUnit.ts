@@ -13,6 +13,7 @@ import { MediaTimeline, type TimelineStats } from '../media/timeline.js';
 import { RetryStreak, retryPolicy, type RetryPolicy } from '../policy/backoff.js';
 import { Recorder } from '../recording/recorder.js';
 import type { RecordingSummary } from '../recording/recordingStats.js';
+import { AUDIO_CHAIN_DELAY_MS } from '../sink/pipeline.js';
 import type { Sink } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { MediaWatchdog, type WatchdogAction, type WatchdogThresholds } from './mediaWatchdog.js';
@@ -129,6 +130,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
       ...(options.metrics ? { metrics: options.metrics } : {}),
     });
     this.#timeline = new MediaTimeline({
+      audioLeadMs: AUDIO_CHAIN_DELAY_MS,
       onGap: ({ kind, lost }) => {
         this.#log.warn({ kind, lost }, 'frames lost before the agent: holding video until a key frame');
         options.metrics?.dropped('seq_gap', kind, lost);

@@ -1,3 +1,4 @@
+import { cp } from 'node:fs/promises';
 import { expect, test } from '@playwright/test';
 import { createLogger } from '../../agent/log.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../emulator/server.js';
@@ -41,6 +42,9 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
+  // A failed run keeps what was recorded, for a look with ffprobe.
+  if (agent && test.info().status !== test.info().expectedStatus)
+    await cp(agent.dir, test.info().outputPath('recording'), { recursive: true }).catch(() => undefined);
   await agent?.dispose(test.info());
   await master?.stop();
   agent = undefined;

@@ -9,6 +9,7 @@ import {
   encodeFrame,
   FRAME_HEADER_BYTES,
   MAX_FRAME_PAYLOAD_BYTES,
+  WIRE_VERSION,
   type FrameHeader,
   type WireFrame,
 } from '../../../agent/bridge/wire.js';
@@ -234,7 +235,7 @@ test('reject reasons stay a bounded set whatever the input', async () => {
   const good = new Uint8Array(encodeFrame(header, new Uint8Array([1, 2, 3])));
   for (let i = 0; i < 50; i++) {
     const bad = new Uint8Array([...good, ...new Uint8Array(i + 1)]);
-    bad[0] = i % 2 === 0 ? 9 + i : 1;
+    bad[0] = i % 2 === 0 ? 9 + i : WIRE_VERSION;
     ws.send(bad);
   }
   await expect.poll(() => bridge.stats().framesRejected).toBe(50);

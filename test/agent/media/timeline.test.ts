@@ -10,7 +10,7 @@ function frame(
   kind: TrackKind,
   rtpTimestamp: number,
   receiveTimeMs: number,
-  opts: { key?: boolean; ssrc?: number; codec?: FrameCodec; seq?: number } = {},
+  opts: { key?: boolean; ssrc?: number; codec?: FrameCodec; seq?: number; captureTimeMs?: number } = {},
 ): WireFrame {
   return {
     header: {
@@ -23,6 +23,7 @@ function frame(
       width: 0,
       height: 0,
       seq: opts.seq ?? nextSeq[kind]++,
+      ...(opts.captureTimeMs !== undefined ? { captureTimeMs: opts.captureTimeMs } : {}),
     },
     payload: new Uint8Array([1]),
   };
@@ -236,4 +237,102 @@ test('a late first frame (a paced key frame) is corrected by slewing towards the
   expect(Math.abs(last.wallClockMs - last.receiveTimeMs)).toBeLessThan(2);
   // Early on it was still the late anchor's 300 ms ahead.
   expect(out[1]!.wallClockMs - out[1]!.receiveTimeMs).toBeGreaterThan(290);
+});
+
+/** Frames of both tracks with capture times and per-track receive delays, in receive order. */
+function capturedCall(
+  seconds: number,
+  delays: { video: (i: number) => number; audio: (i: number) => number },
+  captureOf: (kind: TrackKind, ms: number) => number | undefined = (_k, ms) => ms,
+): WireFrame[] {
+  const out: { f: WireFrame; at: number }[] = [];
+  for (let i = 0; i < seconds * 30; i++) {
+    const c = T0 + (i * 1000) / 30;
+    const at = c + delays.video(i);
+    const cap = captureOf('video', c);
+    out.push({
+      f: frame('video', i * 3000, at, {
+        key: i % 60 === 0,
+        ...(cap !== undefined ? { captureTimeMs: cap } : {}),
+      }),
+      at,
+    });
+  }
+  for (let i = 0; i < seconds * 50; i++) {
+    const c = T0 + i * 20;
+    const at = c + delays.audio(i);
+    const cap = captureOf('audio', c);
+    out.push({ f: frame('audio', 5000 + i * 960, at, cap !== undefined ? { captureTimeMs: cap } : {}), at });
+  }
+  return out.sort((a, b) => a.at - b.at).map((x) => x.f);
+}
+
+test('capture times place both tracks on the master clock: different receive delays, A/V stays as captured', () => {
+  const tl = new MediaTimeline();
+  // Audio arrives 25 ms after capture (20 ms packetisation + network), video 5–20 ms (encode, 64 Hz tick).
+  const frames = capturedCall(4, { video: (i) => 5 + ((i * 7) % 16), audio: () => 25 });
+  const out = frames.map((f) => ({ f, t: tl.push(f) })).filter((x) => x.t);
+  // Capture instant → recording time, per track: one and the same mapping for both.
+  const offset = (kind: TrackKind) =>
+    out.filter((x) => x.f.header.kind === kind).map((x) => x.t!.wallClockMs - x.f.header.captureTimeMs!);
+  const video = offset('video');
+  const audio = offset('audio');
+  const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+  // Whole-ms output: within 1 ms of one common offset (after the shared delay settled on the minimum).
+  const late = (xs: number[]) => xs.slice(Math.floor(xs.length / 2));
+  expect(spread([...late(video), ...late(audio)])).toBeLessThanOrEqual(1);
+  expect(tl.stats().video.captureTimed).toBe(120);
+  expect(tl.stats().audio.captureTimed).toBeGreaterThan(190);
+  // Without capture times the same call is placed by receive times: audio ends up ~20 ms late.
+  const plain = new MediaTimeline();
+  const rx = capturedCall(4, { video: (i) => 5 + ((i * 7) % 16), audio: () => 25 }, () => undefined);
+  const placed = rx.map((f) => ({ f, t: plain.push(f) })).filter((x) => x.t);
+  const lateBy = (kind: TrackKind) => {
+    const xs = placed.filter((x) => x.f.header.kind === kind);
+    const x = xs[xs.length - 1]!;
+    const capture =
+      kind === 'video'
+        ? T0 + (x.f.header.rtpTimestamp / 3000) * (1000 / 30)
+        : T0 + ((x.f.header.rtpTimestamp - 5000) / 960) * 20;
+    return x.t!.wallClockMs - capture;
+  };
+  expect(lateBy('audio') - lateBy('video')).toBeGreaterThan(15);
+});
+
+test('audioLeadMs stamps audio earlier by the chain delay; video is untouched', () => {
+  const lead = new MediaTimeline({ audioLeadMs: 27.8 });
+  const none = new MediaTimeline();
+  const frames = capturedCall(2, { video: () => 10, audio: () => 10 });
+  const a = frames.map((f) => lead.push(f));
+  const b = frames.map((f) => none.push(f));
+  const diffs = frames.flatMap((f, i) =>
+    a[i] && b[i] ? [{ kind: f.header.kind, d: b[i].wallClockMs - a[i].wallClockMs }] : [],
+  );
+  expect(new Set(diffs.filter((x) => x.kind === 'video').map((x) => x.d))).toEqual(new Set([0]));
+  for (const x of diffs.filter((x) => x.kind === 'audio'))
+    expect(Math.abs(x.d - 27.8)).toBeLessThanOrEqual(1);
+});
+
+test('a frame without a capture time in a capture-timed track is placed from the last one by RTP', () => {
+  const tl = new MediaTimeline();
+  const k = tl.push(frame('video', 0, T0 + 10, { key: true, captureTimeMs: T0 }))!;
+  const missing = tl.push(frame('video', 3000, T0 + 60))!;
+  expect(missing.wallClockMs - k.wallClockMs).toBe(33);
+  expect(tl.stats().video.captureTimed).toBe(2);
+});
+
+test('a capture clock that steps by more than maxRtpJumpMs starts the shared delay over (no stuck clamping)', () => {
+  const tl = new MediaTimeline({ maxRtpJumpMs: 5000 });
+  for (let i = 0; i < 30; i++)
+    tl.push(frame('video', i * 3000, T0 + i * 33.33 + 10, { key: i === 0, captureTimeMs: T0 + i * 33.33 }));
+  // The master's clock jumps back a minute: frames keep their receive pace, no clamping.
+  const after: TimedFrame[] = [];
+  for (let i = 30; i < 60; i++)
+    after.push(
+      tl.push(frame('video', i * 3000, T0 + i * 33.33 + 10, { captureTimeMs: T0 - 60_000 + i * 33.33 }))!,
+    );
+  expect(tl.stats().video.reanchors).toBe(1);
+  expect(tl.stats().video.clampedNonMonotonic).toBe(0);
+  const steps = after.slice(1).map((f, i) => f.timestampUs - after[i]!.timestampUs);
+  for (const s of steps) expect(Math.abs(s - 33_333)).toBeLessThanOrEqual(1000);
 });
