@@ -1,6 +1,6 @@
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { ViewerBrowser } from './browser/viewerBrowser.js';
-import type { AgentConfig } from './config.js';
+import type { AgentConfig, ChannelEntry } from './config.js';
 import { AgentError, errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import { RetryStreak, retryPolicy, type RetryPolicy } from './policy/backoff.js';
@@ -82,32 +82,12 @@ export class Agent extends TypedEmitter<AgentEvents> {
   }
 
   async #doStart(): Promise<void> {
-    const config = this.#config;
-    // One unit per channel: today one, from the config.
-    const unit = new RecordingUnit({
-      channel: config.channel,
-      clientId: config.clientId,
-      region: config.region,
-      endpoint: config.endpoint,
-      credentials: this.#deps.credentials,
-      sink: this.#makeSink(),
-      webRoot: config.webRoot,
-      gstLaunchPath: config.gstLaunchPath,
-      keyframeIntervalMs: config.keyframeIntervalMs,
-      signalingRenewMs: config.signalingRenewSeconds * 1000,
-      logger: this.#log,
-      ...(this.#deps.metrics ? { metrics: this.#deps.metrics.channel(config.channel) } : {}),
-      ...(this.#deps.pipelineRestartPolicy
-        ? { pipelineRestartPolicy: this.#deps.pipelineRestartPolicy }
-        : {}),
-      ...(this.#deps.watchdog ? { watchdog: this.#deps.watchdog } : {}),
-    });
-    this.#units.push(unit);
-    unit.on('fatal', (err) => this.#giveUp(err));
-    this.#deps.metrics?.channel(config.channel).setUp(true);
-    unit.on('escalate', ({ action, reason }) => void this.#escalate(unit, action, reason));
-    await unit.start();
-    this.#checkStopping();
+    // One unit per channel, each with its own sink; they share the browser (a page each) and nothing else.
+    for (const entry of this.#config.channels) this.#units.push(this.#makeUnit(entry));
+    for (const unit of this.#units) {
+      await unit.start();
+      this.#checkStopping();
+    }
     try {
       await this.#launchBrowser();
     } catch (err) {
@@ -118,34 +98,63 @@ export class Agent extends TypedEmitter<AgentEvents> {
     }
   }
 
-  #makeSink(): Sink {
+  #makeUnit(entry: ChannelEntry): RecordingUnit {
+    const config = this.#config;
+    const metrics = this.#deps.metrics?.channel(entry.channel);
+    // Several channels: each unit's lines say which channel they are about.
+    const logger = config.channels.length > 1 ? this.#log.child({ channel: entry.channel }) : this.#log;
+    const unit = new RecordingUnit({
+      channel: entry.channel,
+      clientId: config.clientId,
+      region: config.region,
+      endpoint: config.endpoint,
+      credentials: this.#deps.credentials,
+      sink: this.#makeSink(entry, logger),
+      webRoot: config.webRoot,
+      gstLaunchPath: config.gstLaunchPath,
+      keyframeIntervalMs: config.keyframeIntervalMs,
+      signalingRenewMs: config.signalingRenewSeconds * 1000,
+      logger,
+      ...(metrics ? { metrics } : {}),
+      ...(this.#deps.pipelineRestartPolicy
+        ? { pipelineRestartPolicy: this.#deps.pipelineRestartPolicy }
+        : {}),
+      ...(this.#deps.watchdog ? { watchdog: this.#deps.watchdog } : {}),
+    });
+    unit.on('fatal', (err) => this.#giveUp(err));
+    metrics?.setUp(true);
+    unit.on('escalate', ({ action, reason }) => void this.#escalate(unit, action, reason));
+    return unit;
+  }
+
+  #makeSink(entry: ChannelEntry, logger: Logger): Sink {
     const config = this.#config;
     // The recording's share of the stop budget: what is left goes to Chromium and the bridge.
     const closeTimeoutMs = Math.max(3_000, config.stopBudgetSeconds * 1000 - 6_000);
     if (config.sink === 'file') {
       return new FileSink({
         outputDir: config.outputDir,
-        stream: config.stream,
+        stream: entry.stream,
         segmentMs: config.segmentSeconds * 1000,
         closeTimeoutMs,
       });
     }
+    const metrics = this.#deps.metrics?.channel(entry.channel);
     return new KvssinkSink({
-      streamName: config.stream,
+      streamName: entry.stream,
       region: config.region,
       endpoint: config.endpoint,
       credentials: this.#deps.credentials,
       retentionHours: config.retentionHours,
       createStream: config.createStream,
       closeTimeoutMs,
-      logger: this.#log.child({ component: 'kvssink' }),
+      logger: logger.child({ component: 'kvssink' }),
       onEvent: (event) => {
-        const metrics = this.#deps.metrics?.channel(config.channel);
         if (event.type === 'stream-error') metrics?.fragment('failed');
         else if (event.type === 'fragment-ack' && event.ack === 'received') metrics?.fragment('acked');
         else if (event.type === 'fragment-ack' && event.ack === 'persisted') metrics?.fragment('persisted');
       },
-      onCredentialRefreshFailed: () => this.#deps.metrics?.channel(config.channel).credentialRefreshFailed(),
+      onCredentialRefreshFailed: () => metrics?.credentialRefreshFailed(),
     });
   }
 

@@ -22,7 +22,8 @@ const OPTIONS = {
     flag: 'channel',
     env: 'CHANNEL_NAME',
     type: 'string',
-    description: 'Signaling channel to join as a viewer',
+    description:
+      'Signaling channel to join as a viewer; several as NAME=STREAM, repeated (CHANNEL_NAME: comma-separated)',
     defaultText: 'webrtc-kvs-agent-channel',
   },
   stream: {
@@ -181,11 +182,16 @@ const intFromString = (min: number, max: number) =>
     .min(min, { error: `must be at least ${min}` })
     .max(max, { error: `must be at most ${max}` });
 
+const NAME = '[a-zA-Z0-9_.-]{1,256}';
+const CHANNEL_ITEM = `${NAME}(=${NAME})?`;
+
 const schema = z
   .object({
     channel: z
       .string()
-      .regex(/^[a-zA-Z0-9_.-]{1,256}$/, { error: 'must be 1-256 characters of a-z A-Z 0-9 _ . -' })
+      .regex(new RegExp(`^${CHANNEL_ITEM}(,${CHANNEL_ITEM})*$`), {
+        error: 'must be NAME or NAME=STREAM (1-256 characters of a-z A-Z 0-9 _ . -), comma-separated',
+      })
       .default('webrtc-kvs-agent-channel'),
     stream: z
       .string()
@@ -232,19 +238,33 @@ const schema = z
   })
   .strict();
 
-export type AgentConfig = Readonly<Omit<z.infer<typeof schema>, 'clientId'> & { clientId: string }>;
+/** One channel the agent records, and the stream it records into. */
+export interface ChannelEntry {
+  readonly channel: string;
+  readonly stream: string;
+}
+
+export type AgentConfig = Readonly<
+  Omit<z.infer<typeof schema>, 'clientId'> & {
+    clientId: string;
+    /** Every channel to record, in the order given; `channel` and `stream` are the first one's. */
+    channels: readonly ChannelEntry[];
+  }
+>;
 
 const BOOLEAN_TRUE = new Set(['1', 'true', 'yes', 'on']);
 const BOOLEAN_FALSE = new Set(['0', 'false', 'no', 'off', '']);
 
 /** Reads flags and environment into a validated config, or throws ConfigError naming the field. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now = new Date()): AgentConfig {
-  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const parseOptions: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
+    help: { type: 'boolean' },
+  };
   for (const spec of Object.values(OPTIONS)) {
-    parseOptions[spec.flag] = { type: spec.type };
+    parseOptions[spec.flag] = { type: spec.type, ...(spec.flag === 'channel' ? { multiple: true } : {}) };
     if (spec.type === 'boolean') parseOptions[`no-${spec.flag}`] = { type: 'boolean' };
   }
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     values = parseArgs({
       args: [...argv],
@@ -272,6 +292,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
       }
     } else if (typeof fromFlag === 'string') {
       raw[key] = fromFlag;
+    } else if (Array.isArray(fromFlag) && fromFlag.length > 0) {
+      raw[key] = fromFlag.join(',');
     } else if (fromEnv !== undefined && fromEnv !== '') {
       raw[key] = fromEnv;
     }
@@ -282,11 +304,48 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
     const issue = parsed.error.issues[0];
     const key = (issue?.path[0] as OptionKey | undefined) ?? 'channel';
     const spec: OptionSpec = OPTIONS[key];
-    const source = typeof values[spec.flag] === 'string' ? `--${spec.flag}` : spec.env;
+    const source = values[spec.flag] !== undefined ? `--${spec.flag}` : spec.env;
     throw new ConfigError(`${source}: ${issue?.message ?? 'invalid value'}`, source);
   }
   const { clientId, ...rest } = parsed.data;
-  return Object.freeze({ ...rest, clientId: clientId ?? `viewer-${now.getTime()}` });
+  const channelSource = values.channel !== undefined ? '--channel' : 'CHANNEL_NAME';
+  const channels = channelEntries(rest.channel, rest.stream, channelSource);
+  return Object.freeze({
+    ...rest,
+    channel: channels[0]!.channel,
+    stream: channels[0]!.stream,
+    channels: Object.freeze(channels),
+    clientId: clientId ?? `viewer-${now.getTime()}`,
+  });
+}
+
+/**
+ * `cam` (one channel into --stream) or `cam1=stream1,cam2=stream2`: with several channels each names its
+ * stream (KVS takes one producer per stream), and neither a channel nor a stream may appear twice.
+ */
+function channelEntries(list: string, defaultStream: string, source: string): ChannelEntry[] {
+  const items = list.split(',').map((item) => {
+    const [channel, stream] = item.split('=') as [string, string | undefined];
+    return { channel, stream };
+  });
+  if (items.length > 1) {
+    const missing = items.find((i) => i.stream === undefined);
+    if (missing)
+      throw new ConfigError(
+        `${source}: with several channels each needs NAME=STREAM ("${missing.channel}" has no stream)`,
+        source,
+      );
+  }
+  const entries = items.map((i) => ({ channel: i.channel, stream: i.stream ?? defaultStream }));
+  for (const field of ['channel', 'stream'] as const) {
+    const seen = new Set<string>();
+    for (const e of entries) {
+      if (seen.has(e[field]))
+        throw new ConfigError(`${source}: ${field} "${e[field]}" is listed twice`, source);
+      seen.add(e[field]);
+    }
+  }
+  return entries;
 }
 
 export function wantsHelp(argv: readonly string[]): boolean {

@@ -32,11 +32,12 @@ async function main(): Promise<void> {
 
   const logger = createLogger({
     level: config.logLevel,
-    base: { channel: config.channel, session: config.clientId },
+    // With several channels each unit adds its own `channel` to its lines.
+    base: { ...(config.channels.length === 1 ? { channel: config.channel } : {}), session: config.clientId },
   });
-  const { endpoint, region, stream, sink, outputDir, keyframeIntervalMs } = config;
+  const { endpoint, region, channels, sink, outputDir, keyframeIntervalMs } = config;
   logger.info(
-    { endpoint: endpoint ?? 'aws', region, stream, sink, outputDir, keyframeIntervalMs },
+    { endpoint: endpoint ?? 'aws', region, channels, sink, outputDir, keyframeIntervalMs },
     'starting',
   );
 
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
     config.emfIntervalSeconds > 0
       ? new EmfPublisher({
           metrics,
-          channels: () => [config.channel],
+          channels: () => config.channels.map((c) => c.channel),
           logger,
           intervalMs: config.emfIntervalSeconds * 1000,
         })

@@ -113,10 +113,8 @@ interface TrackState {
 
 /** The receive delay shared by both tracks when frames carry the master's capture time. */
 interface CaptureClock {
-  /** Slewed receive − capture delay added to every capture time, or null before the first such frame. */
+  /** Receive − capture delay added to every capture time, or null before the first such frame. */
   delayMs: number | null;
-  readonly window: Array<{ atMs: number; delayMs: number }>;
-  lastAtMs: number;
 }
 
 function emptyStats(): TrackTimelineStats {
@@ -143,7 +141,7 @@ const LAG_SAMPLES = 2000;
  * Places received frames on one recording clock.
  *
  * When the master sends abs-capture-time (Chromium does, once the page negotiates it), every frame carries its
- * capture time on the master's one clock: both tracks are placed by it plus one shared receive delay, so
+ * capture time on the master's one clock: both tracks are placed by it plus one fixed shared delay, so
  * audio and video line up as they were captured. Otherwise the two RTP clocks have unrelated offsets and no
  * RTCP sender-report mapping reaches the page, so each track is anchored at its first frame's receive wall
  * clock and advanced by RTP deltas (RTP keeps the sender's capture spacing, which receive times lose to
@@ -156,7 +154,7 @@ export class MediaTimeline {
   readonly #tracks: Record<TrackKind, TrackState>;
   /** Wall-clock ms of the recording origin, or null until the first video key frame. */
   #originMs: number | null = null;
-  readonly #capture: CaptureClock = { delayMs: null, window: [], lastAtMs: 0 };
+  readonly #capture: CaptureClock = { delayMs: null };
   readonly #audioLeadMs: number;
 
   constructor(options: MediaTimelineOptions = {}) {
@@ -246,7 +244,7 @@ export class MediaTimeline {
     const captureMs = this.#captureTime(track, header.kind, header.captureTimeMs, rtp);
     if (captureMs !== null) {
       // The master's one capture clock for both tracks, plus one shared delay: A/V as captured.
-      timeMs = captureMs + this.#captureDelay(header.receiveTimeMs - captureMs, header.receiveTimeMs);
+      timeMs = captureMs + this.#captureDelay(header.receiveTimeMs - captureMs);
       track.stats.captureTimed++;
     } else {
       timeMs = track.anchorTimeMs + ((rtp - track.anchorRtp) * 1000) / CLOCK_RATE[header.kind];
@@ -334,25 +332,18 @@ export class MediaTimeline {
   }
 
   /**
-   * The delay between the master's capture clock and our receive clock, shared by both tracks: it follows the
-   * smallest delay of either track over SLEW_WINDOW_MS at SLEW_RATE of the time that passed (as #slew does
-   * per track), and starts over when the two clocks disagree by more than maxRtpJumpMs (a clock step).
+   * The delay between the master's capture clock and our receive clock, shared by both tracks. It is fixed at
+   * the first frame and never slewed: audio reaches the encoder as back-to-back samples, so any change of pace
+   * applied to timestamps would move the video against the audio a player hears (a 2 % slew measured +20 ms
+   * of A/V offset per second). It starts over only when the clocks disagree by more than maxRtpJumpMs (a clock
+   * step, or days of drift): one counted re-anchor.
    */
-  #captureDelay(delayMs: number, receiveMs: number): number {
+  #captureDelay(delayMs: number): number {
     const c = this.#capture;
     if (c.delayMs === null || Math.abs(delayMs - c.delayMs) > this.#maxRtpJumpMs) {
       if (c.delayMs !== null) for (const t of Object.values(this.#tracks)) t.stats.reanchors++;
       c.delayMs = delayMs;
-      c.window.length = 0;
-      c.lastAtMs = receiveMs;
     }
-    const w = c.window;
-    while (w.length > 0 && w[w.length - 1]!.delayMs >= delayMs) w.pop();
-    w.push({ atMs: receiveMs, delayMs });
-    while (w.length > 1 && w[0]!.atMs < receiveMs - SLEW_WINDOW_MS) w.shift();
-    const step = SLEW_RATE * Math.max(0, receiveMs - c.lastAtMs);
-    c.lastAtMs = Math.max(c.lastAtMs, receiveMs);
-    c.delayMs += Math.max(-step, Math.min(step, w[0]!.delayMs - c.delayMs));
     return c.delayMs;
   }
 

@@ -83,7 +83,24 @@ export async function decodedAudio(file: string): Promise<{ startMs: number; pcm
   if (!Number.isFinite(first)) return null;
   const { stdout } = await run(
     'ffmpeg',
-    ['-v', 'error', '-i', file, '-map', '0:a:0', '-ac', '1', '-ar', '48000', '-f', 's16le', '-'],
+    // aresample async: gaps in the audio timestamps become silence, so sample n is at startMs + n / 48 kHz.
+    [
+      '-v',
+      'error',
+      '-i',
+      file,
+      '-map',
+      '0:a:0',
+      '-af',
+      'aresample=async=1',
+      '-ac',
+      '1',
+      '-ar',
+      '48000',
+      '-f',
+      's16le',
+      '-',
+    ],
     { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024 },
   );
   const pcm = new Int16Array(stdout.buffer, stdout.byteOffset, Math.floor(stdout.byteLength / 2));

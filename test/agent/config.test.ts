@@ -142,11 +142,13 @@ test('--help lists exactly the options the agent has, each with its environment 
 
 test('the defaults --help states are the values loadConfig returns, and nothing else is configured', () => {
   const config = loadConfig([], {}, new Date(1_700_000_000_000)) as unknown as Record<string, unknown>;
+  // `channels` is derived from --channel and --stream (tested below), not an option of its own.
   expect(Object.keys(config).sort()).toEqual(
-    EXPECTED_OPTIONS.filter((o) => o.default !== undefined)
-      .map((o) => o.key)
-      .sort(),
+    [...EXPECTED_OPTIONS.filter((o) => o.default !== undefined).map((o) => o.key), 'channels'].sort(),
   );
+  expect(config.channels).toEqual([
+    { channel: 'webrtc-kvs-agent-channel', stream: 'webrtc-kvs-agent-stream' },
+  ]);
   for (const o of EXPECTED_OPTIONS) expect(config[o.key], o.flag).toEqual(o.default);
 });
 
@@ -181,4 +183,37 @@ test('the version kvssink reports matches package.json', async () => {
   const { AGENT_VERSION } = await import('../../agent/version.js');
   const pkg = JSON.parse(await readFile(resolve(ROOT, 'package.json'), 'utf8')) as { version: string };
   expect(AGENT_VERSION).toBe(pkg.version);
+});
+
+test('several channels: --channel NAME=STREAM repeated, or CHANNEL_NAME comma-separated; one channel keeps --stream', () => {
+  const one = loadConfig(['--channel', 'cam', '--stream', 'cam-stream'], {});
+  expect(one.channels).toEqual([{ channel: 'cam', stream: 'cam-stream' }]);
+  const flags = loadConfig(['--channel', 'a=sa', '--channel', 'b=sb'], {});
+  expect(flags.channels).toEqual([
+    { channel: 'a', stream: 'sa' },
+    { channel: 'b', stream: 'sb' },
+  ]);
+  expect([flags.channel, flags.stream]).toEqual(['a', 'sa']);
+  const env = loadConfig([], { CHANNEL_NAME: 'x=sx,y=sy,z=sz' });
+  expect(env.channels.map((c) => c.channel)).toEqual(['x', 'y', 'z']);
+  const bad: Array<[string[], Record<string, string>, RegExp]> = [
+    [
+      ['--channel', 'a=sa', '--channel', 'b'],
+      {},
+      /^--channel: with several channels each needs NAME=STREAM \("b"/,
+    ],
+    [['--channel', 'a=s', '--channel', 'b=s'], {}, /^--channel: stream "s" is listed twice/],
+    [['--channel', 'a=s1', '--channel', 'a=s2'], {}, /^--channel: channel "a" is listed twice/],
+    [[], { CHANNEL_NAME: 'a=s1,b c=s2' }, /^CHANNEL_NAME: must be NAME or NAME=STREAM/],
+  ];
+  for (const [argv, e, message] of bad) {
+    let error: unknown;
+    try {
+      loadConfig(argv, e);
+    } catch (err) {
+      error = err;
+    }
+    expect(error, argv.join(' ') || JSON.stringify(e)).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(message);
+  }
 });

@@ -1,4 +1,6 @@
 import { cp } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { CreateSignalingChannelCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
 import { expect, test } from '@playwright/test';
 import { createLogger } from '../../agent/log.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../emulator/server.js';
@@ -11,12 +13,13 @@ import {
   summarizeSync,
   syncEvents,
 } from '../../scripts/lib/syncProbe.js';
-import { clipSpec, loadClip } from '../../WebRTC/synthetic/clip.js';
+import { clipSpec, loadClip, type Clip } from '../../WebRTC/synthetic/clip.js';
 import { SyntheticMaster, type SentFrame } from '../../WebRTC/synthetic/syntheticMaster.js';
 import {
   metricValue,
   report,
   startRecoveryAgent,
+  waitFor,
   waitForVideoFrames,
   type RecoveryAgent,
 } from '../support/recoveryHarness.js';
@@ -32,6 +35,7 @@ const logger = createLogger({ level: 'warn' });
 let emulator: Emulator;
 let agent: RecoveryAgent | undefined;
 let master: SyntheticMaster | undefined;
+let other: SyntheticMaster | undefined;
 
 test.beforeAll(async () => {
   emulator = await startEmulator({ port: 0, logger: logger.child({ component: 'emulator' }) });
@@ -47,38 +51,49 @@ test.afterEach(async () => {
     await cp(agent.dir, test.info().outputPath('recording'), { recursive: true }).catch(() => undefined);
   await agent?.dispose(test.info());
   await master?.stop();
+  await other?.stop();
   agent = undefined;
   master = undefined;
+  other = undefined;
 });
+
+function agentEnv(): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: DEFAULT_EMULATOR_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: DEFAULT_EMULATOR_CREDENTIALS.secretAccessKey,
+    AWS_REGION: emulator.region,
+  };
+}
+
+function syntheticMaster(channelName: string, clips: Clip[], sent: SentFrame[]): SyntheticMaster {
+  return new SyntheticMaster({
+    region: emulator.region,
+    channelName,
+    endpoint: emulator.url,
+    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
+    clips,
+    logger: logger.child({ component: 'synthetic-master', channel: channelName }),
+    onSent: (f) => sent.push(f),
+  });
+}
 
 test('records the synthetic master: every frame sent after the first key frame, a resolution change, A/V offsets measured', async () => {
   test.setTimeout(240_000);
   const clips = [await loadClip(clipSpec(640, 360)), await loadClip(clipSpec(1280, 720))];
   const sent: SentFrame[] = [];
-  master = new SyntheticMaster({
-    region: emulator.region,
-    channelName: 'webrtc-kvs-agent-channel',
-    endpoint: emulator.url,
-    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
-    clips,
-    logger: logger.child({ component: 'synthetic-master' }),
-    onSent: (f) => sent.push(f),
-  });
+  master = syntheticMaster('webrtc-kvs-agent-channel', clips, sent);
   await master.start();
-  agent = await startRecoveryAgent({
-    emulator,
-    agentEnv: {
-      AWS_ACCESS_KEY_ID: DEFAULT_EMULATOR_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: DEFAULT_EMULATOR_CREDENTIALS.secretAccessKey,
-      AWS_REGION: emulator.region,
-    },
-  });
+  agent = await startRecoveryAgent({ emulator, agentEnv: agentEnv() });
   const answeredAt = Date.now();
   await agent.agent.waitForLog((l) => l.msg === 'recording', 90_000);
   const ops = await agent.opsUrl();
   await waitForVideoFrames(ops, 0, 240, 60_000);
   master.setClip(1);
   const before = await metricValue(ops, 'kvs_agent_frames_total', { kind: 'video' });
+  await waitForVideoFrames(ops, before, 120, 60_000);
+  // A 200 ms audio stall on the master: the offsets after it must not step.
+  master.pause('audio', 200);
+  const stalledAt = Date.now();
   await waitForVideoFrames(ops, before, 240, 60_000);
   const exit = await agent.stop();
   expect(exit.code, agent.agent.stderr.slice(-20).join('\n')).toBe(0);
@@ -119,4 +134,82 @@ test('records the synthetic master: every frame sent after the first key frame, 
     offsets: events.map((e) => Math.round(e.offsetMs * 10) / 10),
   });
   expect(sync?.events ?? 0, 'flashes matched with beeps').toBeGreaterThan(10);
+  // Targets (issue 8): median |A/V offset| ≤ 5 ms, per-event spread ≤ 3 ms, also across the audio stall.
+  expect(Math.abs(sync!.medianMs)).toBeLessThanOrEqual(5);
+  expect(sync!.spreadMs).toBeLessThanOrEqual(3);
+  const afterStall = events.filter((e) => e.captureMs > stalledAt + 200);
+  expect(afterStall.length, 'events after the audio stall').toBeGreaterThan(2);
+});
+
+test('two channels in one agent: each recorded from its own master, and one master going away does not touch the other', async () => {
+  test.setTimeout(240_000);
+  const kv = new KinesisVideoClient({
+    region: emulator.region,
+    endpoint: emulator.url,
+    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
+  });
+  await kv.send(new CreateSignalingChannelCommand({ ChannelName: 'cam-b' }));
+  kv.destroy();
+  const clips = [await loadClip(clipSpec(640, 360))];
+  const sentA: SentFrame[] = [];
+  const sentB: SentFrame[] = [];
+  master = syntheticMaster('webrtc-kvs-agent-channel', clips, sentA);
+  other = syntheticMaster('cam-b', clips, sentB);
+  await Promise.all([master.start(), other.start()]);
+  agent = await startRecoveryAgent(
+    { emulator, agentEnv: agentEnv() },
+    { args: ['--channel', 'webrtc-kvs-agent-channel=stream-a', '--channel', 'cam-b=stream-b'] },
+  );
+  const ops = await agent.opsUrl();
+  const frames = (channel: string) => metricValue(ops, 'kvs_agent_frames_total', { kind: 'video', channel });
+  await waitFor(
+    'both channels recording',
+    async () => (await frames('webrtc-kvs-agent-channel')) > 90 && (await frames('cam-b')) > 90,
+    90_000,
+    250,
+  );
+  // Channel B's master goes away for good; A must go on untouched.
+  await other.stop();
+  other = undefined;
+  const goneAt = Date.now();
+  const aAtGone = await frames('webrtc-kvs-agent-channel');
+  await waitFor(
+    'channel A goes on',
+    async () => (await frames('webrtc-kvs-agent-channel')) >= aAtGone + 240,
+    60_000,
+    250,
+  );
+  const readyz = await (await fetch(`${ops}/readyz`)).json();
+  report(test.info(), 'readyz with channel B gone', readyz);
+  const exit = await agent.stop();
+  expect(exit.code, agent.agent.stderr.slice(-20).join('\n')).toBe(0);
+  const files = await segmentsIn(agent.dir);
+  const ofStream = (s: string) => files.filter((f) => basename(f).includes(s));
+  expect(ofStream('stream-a').length).toBeGreaterThan(0);
+  expect(ofStream('stream-b').length).toBeGreaterThan(0);
+  const logLines = agent.agent.lines.filter((l) => typeof l.channel === 'string');
+  expect(new Set(logLines.map((l) => l.channel))).toEqual(new Set(['webrtc-kvs-agent-channel', 'cam-b']));
+  for (const [stream, sent] of [
+    ['stream-a', sentA],
+    ['stream-b', sentB],
+  ] as const) {
+    const recorded = [];
+    for (const file of ofStream(stream)) {
+      expect(await decodeErrors(file), file).toBe('');
+      recorded.push(await recordedVideoFrames(file));
+    }
+    const match = matchFrames(sent, recorded, clips[0]!.spec.frames);
+    const lastSeq = match.matched.at(-1)!.sent.seq;
+    report(test.info(), `${stream} frames`, {
+      matched: match.matched.length,
+      lost: match.lost.filter((q) => q < lastSeq).length,
+      unknown: match.unknown,
+    });
+    expect(match.unknown).toBe(0);
+    expect(match.lost.filter((q) => q < lastSeq)).toEqual([]);
+    if (stream === 'stream-a') {
+      // Channel A's frames after B went away: recorded to the last, no gap.
+      expect(match.matched.filter((m) => m.sent.captureMs > goneAt).length).toBeGreaterThan(200);
+    }
+  }
 });
