@@ -332,17 +332,21 @@ export class MediaTimeline {
   }
 
   /**
-   * The delay between the master's capture clock and our receive clock, shared by both tracks. It is fixed at
-   * the first frame and never slewed: audio reaches the encoder as back-to-back samples, so any change of pace
-   * applied to timestamps would move the video against the audio a player hears (a 2 % slew measured +20 ms
-   * of A/V offset per second). It starts over only when the clocks disagree by more than maxRtpJumpMs (a clock
-   * step, or days of drift): one counted re-anchor.
+   * The delay between the master's capture clock and our receive clock, shared by both tracks: the least delay
+   * seen until the recording starts (frames before the first key frame are not written, so it may still go
+   * down: a paced first key frame is often the latest frame of all), then fixed. Never slewed while recording:
+   * audio reaches the encoder as back-to-back samples, so any change of pace applied to timestamps would move
+   * the video against the audio a player hears (a 2 % slew measured +20 ms of A/V offset per second). It starts
+   * over only when the clocks disagree by more than maxRtpJumpMs (a clock step, or days of drift): one counted
+   * re-anchor.
    */
   #captureDelay(delayMs: number): number {
     const c = this.#capture;
     if (c.delayMs === null || Math.abs(delayMs - c.delayMs) > this.#maxRtpJumpMs) {
       if (c.delayMs !== null) for (const t of Object.values(this.#tracks)) t.stats.reanchors++;
       c.delayMs = delayMs;
+    } else if (this.#originMs === null) {
+      c.delayMs = Math.min(c.delayMs, delayMs);
     }
     return c.delayMs;
   }

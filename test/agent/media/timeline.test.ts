@@ -336,3 +336,17 @@ test('a capture clock that steps by more than maxRtpJumpMs starts the shared del
   const steps = after.slice(1).map((f, i) => f.timestampUs - after[i]!.timestampUs);
   for (const s of steps) expect(Math.abs(s - 33_333)).toBeLessThanOrEqual(1000);
 });
+
+test('the capture delay is the least one seen until the recording starts: a late first key frame does not set it', () => {
+  const tl = new MediaTimeline();
+  // Audio flows first (20 ms after capture); the first key frame is paced out 120 ms late; deltas 10 ms.
+  for (let i = 0; i < 10; i++)
+    tl.push(frame('audio', i * 960, T0 + i * 20 + 20, { captureTimeMs: T0 + i * 20 }));
+  const key = tl.push(frame('video', 0, T0 + 200 + 120, { key: true, captureTimeMs: T0 + 200 }))!;
+  const next = tl.push(frame('video', 3000, T0 + 233 + 10, { captureTimeMs: T0 + 233.3 }))!;
+  expect(key.wallClockMs - (T0 + 200)).toBe(20);
+  expect(Math.round(next.wallClockMs - (T0 + 233.3))).toBe(20);
+  // Once recording, a smaller delay no longer moves anything (the audio already encoded would not follow).
+  const later = tl.push(frame('video', 6000, T0 + 266.7 + 1, { captureTimeMs: T0 + 266.7 }))!;
+  expect(Math.round(later.wallClockMs - (T0 + 266.7))).toBe(20);
+});
