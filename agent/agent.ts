@@ -58,6 +58,9 @@ export class Agent extends TypedEmitter<AgentEvents> {
   readonly #log: Logger;
   readonly #deps: AgentDependencies;
   readonly #units: RecordingUnit[] = [];
+  /** The channel entry each unit records (a changed stream for a channel is a new unit). */
+  readonly #entries = new Map<RecordingUnit, ChannelEntry>();
+  #reconfiguring: Promise<unknown> = Promise.resolve();
   readonly #browserFailures: RetryStreak;
   #browser: ViewerBrowser | undefined;
   #browserState: AgentHealth['browser'] = 'starting';
@@ -124,7 +127,58 @@ export class Agent extends TypedEmitter<AgentEvents> {
     unit.on('fatal', (err) => this.#giveUp(err));
     metrics?.setUp(true);
     unit.on('escalate', ({ action, reason }) => void this.#escalate(unit, action, reason));
+    this.#entries.set(unit, entry);
     return unit;
+  }
+
+  /** The channels being recorded now. */
+  channels(): string[] {
+    return this.#units.map((u) => u.channel);
+  }
+
+  /**
+   * Applies a new channel list (SIGHUP): units for channels no longer listed (or with another stream) finish
+   * their recording and close their page; new channels get a unit and a page. The others are not touched.
+   * Calls are applied one after the other.
+   */
+  reconfigure(channels: readonly ChannelEntry[]): Promise<{ added: string[]; removed: string[] }> {
+    const next = this.#reconfiguring.then(() => this.#reconfigure(channels));
+    this.#reconfiguring = next.catch(() => undefined);
+    return next;
+  }
+
+  async #reconfigure(channels: readonly ChannelEntry[]): Promise<{ added: string[]; removed: string[] }> {
+    await this.#starting?.catch(() => undefined);
+    if (this.#stopping) return { added: [], removed: [] };
+    const wanted = new Map(channels.map((e) => [e.channel, e]));
+    const leaving = this.#units.filter((u) => {
+      const entry = this.#entries.get(u)!;
+      return wanted.get(entry.channel)?.stream !== entry.stream;
+    });
+    for (const unit of leaving) {
+      this.#units.splice(this.#units.indexOf(unit), 1);
+      this.#entries.delete(unit);
+      const summary = await unit.stopRecording();
+      await unit.closePage();
+      await unit.close();
+      this.#deps.metrics?.channel(unit.channel).setUp(false);
+      this.#log.info({ channel: unit.channel, runs: summary }, 'channel removed: its recording is finished');
+    }
+    const have = new Set(this.#units.map((u) => u.channel));
+    const arriving = channels.filter((e) => !have.has(e.channel));
+    for (const entry of arriving) {
+      const unit = this.#makeUnit(entry);
+      this.#units.push(unit);
+      await unit.start();
+      const browser = this.#browser;
+      // A browser being relaunched opens the page of every unit, this one included.
+      if (browser && this.#browserState === 'up') {
+        const page = await browser.newPage(this.#log.child({ component: 'page', channel: unit.channel }));
+        await unit.attachPage(page);
+      }
+      this.#log.info({ channel: entry.channel, stream: entry.stream }, 'channel added');
+    }
+    return { added: arriving.map((e) => e.channel), removed: leaving.map((u) => u.channel) };
   }
 
   #makeSink(entry: ChannelEntry, logger: Logger): Sink {
@@ -296,6 +350,8 @@ export class Agent extends TypedEmitter<AgentEvents> {
       clearTimeout(this.#relaunchTimer);
       // Let an in-flight start notice (it checks between steps) before closing what it made.
       await Promise.race([this.#starting?.catch(() => undefined), delay(5_000)]);
+      // A channel being added or removed finishes first (bounded the same way), so no unit is missed.
+      await Promise.race([this.#reconfiguring, delay(5_000)]);
       await Promise.all(this.#units.map((u) => u.stopRecording()));
       await this.#relaunching?.catch(() => undefined);
       await this.#browser?.close();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
@@ -25,6 +26,14 @@ const OPTIONS = {
     description:
       'Signaling channel to join as a viewer; several as NAME=STREAM, repeated (CHANNEL_NAME: comma-separated)',
     defaultText: 'webrtc-kvs-agent-channel',
+  },
+  channelsFile: {
+    flag: 'channels-file',
+    env: 'CHANNELS_FILE',
+    type: 'string',
+    description:
+      'JSON file mapping channel → stream ({"cam1": "stream-1", …}) instead of --channel; re-read on SIGHUP',
+    defaultText: 'none',
   },
   stream: {
     flag: 'stream',
@@ -193,6 +202,7 @@ const schema = z
         error: 'must be NAME or NAME=STREAM (1-256 characters of a-z A-Z 0-9 _ . -), comma-separated',
       })
       .default('webrtc-kvs-agent-channel'),
+    channelsFile: z.string().min(1).optional(),
     stream: z
       .string()
       .regex(/^[a-zA-Z0-9_.-]{1,256}$/, { error: 'must be 1-256 characters of a-z A-Z 0-9 _ . -' })
@@ -309,7 +319,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
   }
   const { clientId, ...rest } = parsed.data;
   const channelSource = values.channel !== undefined ? '--channel' : 'CHANNEL_NAME';
-  const channels = channelEntries(rest.channel, rest.stream, channelSource);
+  let channels: ChannelEntry[];
+  if (rest.channelsFile !== undefined) {
+    if (raw.channel !== undefined)
+      throw new ConfigError(
+        `${channelSource}: give either channels or a channels file, not both`,
+        channelSource,
+      );
+    channels = readChannelsFile(rest.channelsFile);
+  } else {
+    channels = channelEntries(rest.channel, rest.stream, channelSource);
+  }
   return Object.freeze({
     ...rest,
     channel: channels[0]!.channel,
@@ -317,6 +337,57 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
     channels: Object.freeze(channels),
     clientId: clientId ?? `viewer-${now.getTime()}`,
   });
+}
+
+const channelsFileSchema = z
+  .record(
+    z.string(),
+    z
+      .string()
+      .regex(new RegExp(`^${NAME}$`), { error: 'stream names are 1-256 characters of a-z A-Z 0-9 _ . -' }),
+  )
+  .refine((r) => Object.keys(r).length > 0, { error: 'lists no channel' });
+
+/**
+ * The channels file (`--channels-file`): a JSON object mapping channel → stream. Read at start and again on
+ * SIGHUP; a broken file is a ConfigError naming the file and what is wrong, and the agent keeps what it has.
+ */
+export function readChannelsFile(path: string): ChannelEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot be read (${errorCode(err)})`, 'channelsFile');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(
+      `${path}: not JSON (${err instanceof Error ? err.message : String(err)})`,
+      'channelsFile',
+    );
+  }
+  const parsed = channelsFileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue?.path.length ? ` at "${issue.path.join('.')}"` : '';
+    throw new ConfigError(`${path}${at}: ${issue?.message ?? 'invalid'}`, 'channelsFile');
+  }
+  const badKey = Object.keys(parsed.data).find((k) => !new RegExp(`^${NAME}$`).test(k));
+  if (badKey !== undefined)
+    throw new ConfigError(
+      `${path} at "${badKey}": channel names are 1-256 characters of a-z A-Z 0-9 _ . -`,
+      'channelsFile',
+    );
+  const list = Object.entries(parsed.data)
+    .map(([channel, stream]) => `${channel}=${stream}`)
+    .join(',');
+  return channelEntries(list, '', path);
+}
+
+function errorCode(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : String(err);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { Agent } from './agent.js';
-import { helpText, loadConfig, wantsHelp, type AgentConfig } from './config.js';
+import { helpText, loadConfig, readChannelsFile, wantsHelp, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { HealthServer, type ReadinessReport } from './ops/healthServer.js';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     config.emfIntervalSeconds > 0
       ? new EmfPublisher({
           metrics,
-          channels: () => config.channels.map((c) => c.channel),
+          channels: () => agent.channels(),
           logger,
           intervalMs: config.emfIntervalSeconds * 1000,
         })
@@ -109,6 +109,24 @@ async function main(): Promise<void> {
   };
 
   // on, not once: a second signal while stopping must not kill the process with the default handler.
+  // SIGHUP: the channels file is read again and applied; everything else stays as it was read at start.
+  process.on('SIGHUP', () => {
+    if (!config.channelsFile) {
+      logger.warn('SIGHUP ignored: the channels come from --channel, not from a --channels-file');
+      return;
+    }
+    let channels;
+    try {
+      channels = readChannelsFile(config.channelsFile);
+    } catch (err) {
+      logger.error({ err }, 'SIGHUP: the channels file is not valid; the channels stay as they are');
+      return;
+    }
+    agent.reconfigure(channels).then(
+      (change) => logger.info({ ...change, channels: agent.channels() }, 'channels reloaded'),
+      (err: unknown) => logger.error({ err }, 'SIGHUP: applying the channels failed'),
+    );
+  });
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   agent.on('fatal', (err) => {

@@ -209,6 +209,13 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#detachPage();
   }
 
+  /** Closes this unit's page in the browser (the channel is being removed); the browser goes on. */
+  async closePage(): Promise<void> {
+    const page = this.#page;
+    this.#detachPage();
+    await page?.close();
+  }
+
   #detachPage(): void {
     this.#page = undefined;
     this.#pageUp = false;

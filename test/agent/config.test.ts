@@ -1,12 +1,18 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@playwright/test';
-import { helpText, loadConfig } from '../../agent/config.js';
+import { helpText, loadConfig, readChannelsFile } from '../../agent/config.js';
 import { ConfigError } from '../../agent/errors.js';
 
 const run = promisify(execFile);
+/** A channels file for the option table's sample value (read by loadConfig). */
+const FILES = mkdtempSync(resolve(tmpdir(), 'agent-config-'));
+const CHANNELS_FILE = resolve(FILES, 'channels.json');
+writeFileSync(CHANNELS_FILE, JSON.stringify({ 'cam-1': 'stream-1' }));
 const ROOT = resolve(import.meta.dirname, '../..');
 
 test('defaults are the user’s original setup', () => {
@@ -86,6 +92,7 @@ type Row = [
 // prettier-ignore
 const EXPECTED_ROWS: Row[] = [
   ['channel', 'CHANNEL_NAME', 'channel', 'webrtc-kvs-agent-channel', 'webrtc-kvs-agent-channel', 'ch-1', 'ch-1'],
+  ['channels-file', 'CHANNELS_FILE', 'channelsFile', 'none', undefined, CHANNELS_FILE, CHANNELS_FILE],
   ['stream', 'STREAM_NAME', 'stream', 'webrtc-kvs-agent-stream', 'webrtc-kvs-agent-stream', 'st.2', 'st.2'],
   ['region', 'AWS_REGION', 'region', 'ap-northeast-1', 'ap-northeast-1', 'eu-west-1', 'eu-west-1'],
   ['client-id', 'CLIENT_ID', 'clientId', 'viewer-<timestamp>', 'viewer-1700000000000', 'rec_1', 'rec_1'],
@@ -216,4 +223,29 @@ test('several channels: --channel NAME=STREAM repeated, or CHANNEL_NAME comma-se
     expect(error, argv.join(' ') || JSON.stringify(e)).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).message).toMatch(message);
   }
+});
+
+test('--channels-file: channel → stream from JSON, read again by readChannelsFile; broken files name the problem', () => {
+  const file = resolve(FILES, 'two.json');
+  writeFileSync(file, JSON.stringify({ a: 'sa', b: 'sb' }));
+  const config = loadConfig(['--channels-file', file], {});
+  expect(config.channels).toEqual([
+    { channel: 'a', stream: 'sa' },
+    { channel: 'b', stream: 'sb' },
+  ]);
+  expect(() => loadConfig(['--channels-file', file, '--channel', 'x'], {})).toThrow(
+    /^--channel: give either channels or a channels file, not both/,
+  );
+  const cases: Array<[string, RegExp]> = [
+    ['{"a": "s", "b": "s"}', /stream "s" is listed twice/],
+    ['{}', /lists no channel/],
+    ['{"a b": "s"}', /at "a b": channel names are/],
+    ['{"a": 3}', /at "a"/],
+    ['[1, 2', /not JSON/],
+  ];
+  for (const [text, message] of cases) {
+    writeFileSync(file, text);
+    expect(() => readChannelsFile(file), text).toThrow(message);
+  }
+  expect(() => readChannelsFile(resolve(FILES, 'missing.json'))).toThrow(/cannot be read \(ENOENT\)/);
 });

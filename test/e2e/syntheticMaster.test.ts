@@ -1,5 +1,6 @@
-import { cp } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { CreateSignalingChannelCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
 import { expect, test } from '@playwright/test';
 import { createLogger } from '../../agent/log.js';
@@ -211,5 +212,90 @@ test('two channels in one agent: each recorded from its own master, and one mast
       // Channel A's frames after B went away: recorded to the last, no gap.
       expect(match.matched.filter((m) => m.sent.captureMs > goneAt).length).toBeGreaterThan(200);
     }
+  }
+});
+
+test('channels added and removed by SIGHUP (--channels-file) without touching the channel that stays', async () => {
+  test.setTimeout(240_000);
+  const kv = new KinesisVideoClient({
+    region: emulator.region,
+    endpoint: emulator.url,
+    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
+  });
+  await kv.send(new CreateSignalingChannelCommand({ ChannelName: 'cam-c' }));
+  kv.destroy();
+  const clips = [await loadClip(clipSpec(640, 360))];
+  const sentA: SentFrame[] = [];
+  const sentC: SentFrame[] = [];
+  master = syntheticMaster('webrtc-kvs-agent-channel', clips, sentA);
+  other = syntheticMaster('cam-c', clips, sentC);
+  await Promise.all([master.start(), other.start()]);
+  const dir = await mkdtemp(join(tmpdir(), 'channels-'));
+  try {
+    const file = join(dir, 'channels.json');
+    await writeFile(file, JSON.stringify({ 'webrtc-kvs-agent-channel': 'stream-a' }));
+    agent = await startRecoveryAgent({ emulator, agentEnv: agentEnv() }, { args: ['--channels-file', file] });
+    const ops = await agent.opsUrl();
+    const frames = (channel: string) =>
+      metricValue(ops, 'kvs_agent_frames_total', { kind: 'video', channel });
+    await waitFor(
+      'channel A recording',
+      async () => (await frames('webrtc-kvs-agent-channel')) > 90,
+      90_000,
+      250,
+    );
+    const pid = agent.agent.child.pid!;
+
+    await writeFile(file, JSON.stringify({ 'webrtc-kvs-agent-channel': 'stream-a', 'cam-c': 'stream-c' }));
+    const addAt = Date.now();
+    process.kill(pid, 'SIGHUP');
+    await agent.agent.waitForLog(
+      (l) => l.msg === 'channels reloaded' && Array.isArray(l.added) && l.added.includes('cam-c'),
+      30_000,
+    );
+    await waitFor('channel C recording', async () => (await frames('cam-c')) > 90, 60_000, 250);
+    report(test.info(), 'channel C: first frames after SIGHUP ms', Date.now() - addAt);
+
+    await writeFile(file, JSON.stringify({ 'cam-c': 'stream-c' }));
+    process.kill(pid, 'SIGHUP');
+    await agent.agent.waitForLog((l) => l.msg === 'channel removed: its recording is finished', 30_000);
+    const cAtRemove = await frames('cam-c');
+    await waitFor('channel C goes on', async () => (await frames('cam-c')) >= cAtRemove + 120, 60_000, 250);
+    // A broken file changes nothing.
+    await writeFile(file, '{ not json');
+    process.kill(pid, 'SIGHUP');
+    await agent.agent.waitForLog(
+      (l) => l.msg === 'SIGHUP: the channels file is not valid; the channels stay as they are',
+      30_000,
+    );
+    const exit = await agent.stop();
+    expect(exit.code, agent.agent.stderr.slice(-20).join('\n')).toBe(0);
+
+    const files = await segmentsIn(agent.dir);
+    const ofStream = (s: string) => files.filter((f) => basename(f).includes(s));
+    // A kept one run (one file) through the reload that added C: it was not restarted.
+    expect(ofStream('stream-a')).toHaveLength(1);
+    for (const [stream, sent] of [
+      ['stream-a', sentA],
+      ['stream-c', sentC],
+    ] as const) {
+      const recorded = [];
+      for (const f of ofStream(stream)) {
+        expect(await decodeErrors(f), f).toBe('');
+        recorded.push(await recordedVideoFrames(f));
+      }
+      const match = matchFrames(sent, recorded, clips[0]!.spec.frames);
+      const lastSeq = match.matched.at(-1)!.sent.seq;
+      const lost = match.lost.filter((q) => q < lastSeq);
+      report(test.info(), `${stream} frames`, {
+        matched: match.matched.length,
+        lost: lost.length,
+        unknown: match.unknown,
+      });
+      expect(match.unknown).toBe(0);
+      expect(lost).toEqual([]);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
