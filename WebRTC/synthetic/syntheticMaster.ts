@@ -109,7 +109,15 @@ export class SyntheticMaster {
   readonly #paused: Record<'video' | 'audio', number> = { video: 0, audio: 0 };
   #sending = true;
   #stopped = false;
-  readonly stats = { videoSent: 0, audioSent: 0, keyFramesSent: 0, plis: 0, jumps: 0 };
+  readonly stats = {
+    videoSent: 0,
+    audioSent: 0,
+    keyFramesSent: 0,
+    plis: 0,
+    jumps: 0,
+    /** RTCP packets from viewers by type[/FMT] (201 RR, 205 transport feedback, 206/1 PLI, 206/15 REMB). */
+    rtcp: {} as Record<string, number>,
+  };
 
   constructor(options: SyntheticMasterOptions) {
     if (options.clips.length === 0) throw new Error('the synthetic master needs at least one clip');
@@ -263,6 +271,18 @@ export class SyntheticMaster {
     video.sender.onPictureLossIndication.subscribe(() => {
       this.stats.plis++;
       this.#keyRequested = true;
+    });
+    let heard = false;
+    video.sender.onRtcp.subscribe((packet) => {
+      const fmt = (packet as { feedback?: { count?: number } }).feedback?.count;
+      const key = fmt === undefined ? String(packet.type) : `${packet.type}/${fmt}`;
+      this.stats.rtcp[key] = (this.stats.rtcp[key] ?? 0) + 1;
+      // The viewer's first report shows SRTP works both ways: a key frame sent before that (right at DTLS
+      // completion) may have been dropped by a receiver that had no keys yet, so send another now.
+      if (!heard) {
+        heard = true;
+        this.#keyRequested = true;
+      }
     });
     pc.connectionStateChange.subscribe((state) => {
       this.#log.info({ viewer: viewerId, state }, 'viewer connection');

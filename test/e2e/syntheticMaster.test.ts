@@ -299,3 +299,36 @@ test('channels added and removed by SIGHUP (--channels-file) without touching th
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a PLI makes the master jump to its next IDR: with a 10 s GOP the agent still records a key frame every ~2 s', async () => {
+  test.setTimeout(240_000);
+  const clips = [await loadClip(clipSpec(640, 360, { frames: 600, keyIntervalFrames: 300 }))];
+  const sent: SentFrame[] = [];
+  master = syntheticMaster('webrtc-kvs-agent-channel', clips, sent);
+  await master.start();
+  agent = await startRecoveryAgent({ emulator, agentEnv: agentEnv() });
+  await agent.agent.waitForLog((l) => l.msg === 'recording', 90_000);
+  await waitForVideoFrames(await agent.opsUrl(), 0, 360, 60_000);
+  const exit = await agent.stop();
+  expect(exit.code).toBe(0);
+  report(test.info(), 'master', master.stats);
+  expect(master.stats.plis, 'the agent asks for key frames by PLI').toBeGreaterThan(2);
+  const files = await segmentsIn(agent.dir);
+  const recorded = [];
+  for (const f of files) {
+    expect(await decodeErrors(f), f).toBe('');
+    recorded.push(await recordedVideoFrames(f));
+  }
+  const keys = recorded
+    .flat()
+    .filter((f) => f.key)
+    .map((f) => f.ptsMs);
+  const intervals = keys.slice(1).map((t, i) => t - keys[i]!);
+  report(test.info(), 'key frame intervals (ms)', intervals.map(Math.round));
+  // --keyframe-interval-ms 2000, then the next 100 ms grid cell and a round trip.
+  expect(Math.max(...intervals)).toBeLessThanOrEqual(3_000);
+  const match = matchFrames(sent, recorded, clips[0]!.spec.frames);
+  const lastSeq = match.matched.at(-1)!.sent.seq;
+  expect(match.unknown).toBe(0);
+  expect(match.lost.filter((q) => q < lastSeq)).toEqual([]);
+});
