@@ -66,6 +66,20 @@ function agentEnv(): Record<string, string> {
   };
 }
 
+/** A second signaling channel in the emulator, through the real AWS SDK client. */
+async function createChannel(name: string): Promise<void> {
+  const kv = new KinesisVideoClient({
+    region: emulator.region,
+    endpoint: emulator.url,
+    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
+  });
+  try {
+    await kv.send(new CreateSignalingChannelCommand({ ChannelName: name }));
+  } finally {
+    kv.destroy();
+  }
+}
+
 function syntheticMaster(channelName: string, clips: Clip[], sent: SentFrame[]): SyntheticMaster {
   return new SyntheticMaster({
     region: emulator.region,
@@ -144,13 +158,7 @@ test('records the synthetic master: every frame sent after the first key frame, 
 
 test('two channels in one agent: each recorded from its own master, and one master going away does not touch the other', async () => {
   test.setTimeout(240_000);
-  const kv = new KinesisVideoClient({
-    region: emulator.region,
-    endpoint: emulator.url,
-    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
-  });
-  await kv.send(new CreateSignalingChannelCommand({ ChannelName: 'cam-b' }));
-  kv.destroy();
+  await createChannel('cam-b');
   const clips = [await loadClip(clipSpec(640, 360))];
   const sentA: SentFrame[] = [];
   const sentB: SentFrame[] = [];
@@ -217,13 +225,7 @@ test('two channels in one agent: each recorded from its own master, and one mast
 
 test('channels added and removed by SIGHUP (--channels-file) without touching the channel that stays', async () => {
   test.setTimeout(240_000);
-  const kv = new KinesisVideoClient({
-    region: emulator.region,
-    endpoint: emulator.url,
-    credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
-  });
-  await kv.send(new CreateSignalingChannelCommand({ ChannelName: 'cam-c' }));
-  kv.destroy();
+  await createChannel('cam-c');
   const clips = [await loadClip(clipSpec(640, 360))];
   const sentA: SentFrame[] = [];
   const sentC: SentFrame[] = [];
