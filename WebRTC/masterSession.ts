@@ -99,6 +99,8 @@ export class MasterSession {
     this.#stopped = true;
     clearInterval(this.#statsTimer);
     this.#signaling?.removeAllListeners();
+    // Closing a socket still connecting makes the SDK emit 'error', which throws without a listener.
+    this.#signaling?.on('error', () => undefined);
     this.#signaling?.close();
     this.#signaling = undefined;
     for (const [id, peer] of this.#peers) {

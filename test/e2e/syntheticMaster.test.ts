@@ -13,6 +13,7 @@ import {
   recordedVideoFrames,
   summarizeSync,
   syncEvents,
+  type FrameMatch,
 } from '../../scripts/lib/syncProbe.js';
 import { clipSpec, loadClip, type Clip } from '../../WebRTC/synthetic/clip.js';
 import { SyntheticMaster, type SentFrame } from '../../WebRTC/synthetic/syntheticMaster.js';
@@ -80,6 +81,13 @@ async function createChannel(name: string): Promise<void> {
   }
 }
 
+/** The last sent frame the recording holds; fails with the counts when nothing matched at all. */
+function lastMatchedSeq(match: FrameMatch, stream: string): number {
+  const last = match.matched.at(-1);
+  expect(last, `${stream}: no recorded frame matches a sent one (unknown ${match.unknown})`).toBeDefined();
+  return last!.sent.seq;
+}
+
 function syntheticMaster(channelName: string, clips: Clip[], sent: SentFrame[]): SyntheticMaster {
   return new SyntheticMaster({
     region: emulator.region,
@@ -140,7 +148,7 @@ test('records the synthetic master: every frame sent after the first key frame, 
   expect(match.unknown, 'recorded frames that were never sent').toBe(0);
   expect(match.matched[0]?.sent.key, 'the recording starts at a key frame').toBe(true);
   // The master stops after the agent: frames sent after the agent's last one are not "lost".
-  const lastSeq = match.matched.at(-1)!.sent.seq;
+  const lastSeq = lastMatchedSeq(match, 'the stream');
   expect(match.lost.filter((s) => s < lastSeq)).toEqual([]);
   const events = syncEvents(match, onsets);
   const sync = summarizeSync(events);
@@ -208,7 +216,7 @@ test('two channels in one agent: each recorded from its own master, and one mast
       recorded.push(await recordedVideoFrames(file));
     }
     const match = matchFrames(sent, recorded, clips[0]!.spec.frames);
-    const lastSeq = match.matched.at(-1)!.sent.seq;
+    const lastSeq = lastMatchedSeq(match, stream);
     report(test.info(), `${stream} frames`, {
       matched: match.matched.length,
       lost: match.lost.filter((q) => q < lastSeq).length,
@@ -287,7 +295,7 @@ test('channels added and removed by SIGHUP (--channels-file) without touching th
         recorded.push(await recordedVideoFrames(f));
       }
       const match = matchFrames(sent, recorded, clips[0]!.spec.frames);
-      const lastSeq = match.matched.at(-1)!.sent.seq;
+      const lastSeq = lastMatchedSeq(match, stream);
       const lost = match.lost.filter((q) => q < lastSeq);
       report(test.info(), `${stream} frames`, {
         matched: match.matched.length,
@@ -330,7 +338,7 @@ test('a PLI makes the master jump to its next IDR: with a 10 s GOP the agent sti
   // --keyframe-interval-ms 2000, then the next 100 ms grid cell and a round trip.
   expect(Math.max(...intervals)).toBeLessThanOrEqual(3_000);
   const match = matchFrames(sent, recorded, clips[0]!.spec.frames);
-  const lastSeq = match.matched.at(-1)!.sent.seq;
+  const lastSeq = lastMatchedSeq(match, 'the stream');
   expect(match.unknown).toBe(0);
   expect(match.lost.filter((q) => q < lastSeq)).toEqual([]);
 });
