@@ -101,11 +101,19 @@ export class Agent extends TypedEmitter<AgentEvents> {
     }
   }
 
+  /** The page's lines: `channel` only where main.ts did not bind it already (a second key would duplicate it). */
+  #pageLogger(unit: RecordingUnit): Logger {
+    return this.#log.child({
+      component: 'page',
+      ...(this.#config.channelPerUnit ? { channel: unit.channel } : {}),
+    });
+  }
+
   #makeUnit(entry: ChannelEntry): RecordingUnit {
     const config = this.#config;
     const metrics = this.#deps.metrics?.channel(entry.channel);
     // Several channels: each unit's lines say which channel they are about.
-    const logger = config.channels.length > 1 ? this.#log.child({ channel: entry.channel }) : this.#log;
+    const logger = config.channelPerUnit ? this.#log.child({ channel: entry.channel }) : this.#log;
     const unit = new RecordingUnit({
       channel: entry.channel,
       clientId: config.clientId,
@@ -173,7 +181,7 @@ export class Agent extends TypedEmitter<AgentEvents> {
       const browser = this.#browser;
       // A browser being relaunched opens the page of every unit, this one included.
       if (browser && this.#browserState === 'up') {
-        const page = await browser.newPage(this.#log.child({ component: 'page', channel: unit.channel }));
+        const page = await browser.newPage(this.#pageLogger(unit));
         await unit.attachPage(page);
       }
       this.#log.info({ channel: entry.channel, stream: entry.stream }, 'channel added');
@@ -233,7 +241,7 @@ export class Agent extends TypedEmitter<AgentEvents> {
       await browser.start();
       this.#checkStopping();
       for (const unit of this.#units) {
-        const page = await browser.newPage(this.#log.child({ component: 'page', channel: unit.channel }));
+        const page = await browser.newPage(this.#pageLogger(unit));
         this.#checkStopping();
         await unit.attachPage(page);
         this.#checkStopping();

@@ -259,6 +259,11 @@ export type AgentConfig = Readonly<
     clientId: string;
     /** Every channel to record, in the order given; `channel` and `stream` are the first one's. */
     channels: readonly ChannelEntry[];
+    /**
+     * Several channels, or a channels file (the set can change on SIGHUP): each unit's log lines carry their
+     * own `channel`; otherwise the one channel is bound once for the whole process.
+     */
+    channelPerUnit: boolean;
   }
 >;
 
@@ -335,6 +340,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
     channel: channels[0]!.channel,
     stream: channels[0]!.stream,
     channels: Object.freeze(channels),
+    channelPerUnit: channels.length > 1 || rest.channelsFile !== undefined,
     clientId: clientId ?? `viewer-${now.getTime()}`,
   });
 }

@@ -32,8 +32,8 @@ async function main(): Promise<void> {
 
   const logger = createLogger({
     level: config.logLevel,
-    // With several channels each unit adds its own `channel` to its lines.
-    base: { ...(config.channels.length === 1 ? { channel: config.channel } : {}), session: config.clientId },
+    // With several channels (or a channels file) each unit adds its own `channel` to its lines.
+    base: { ...(config.channelPerUnit ? {} : { channel: config.channel }), session: config.clientId },
   });
   const { endpoint, region, channels, sink, outputDir, keyframeIntervalMs } = config;
   logger.info(

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
+import { EncodedPacketSink, FilePathSource, Input, MATROSKA } from 'mediabunny';
 
 /**
  * The synthetic master's media, encoded once with GStreamer from pictures and sound drawn here, so that every
@@ -93,14 +93,21 @@ export function clipDir(): string {
 
 const FORMAT_VERSION = 1;
 
-/** Encodes the clip if it is not cached yet, then loads its packets. */
-export async function loadClip(spec: ClipSpec, dir = clipDir()): Promise<Clip> {
+/** The clip's cached Matroska files (H.264 and Opus), named by everything that shapes them. */
+export function clipFiles(spec: ClipSpec, dir = clipDir()): { videoFile: string; audioFile: string } {
   const key = createHash('sha256')
     .update(JSON.stringify({ spec, FORMAT_VERSION }))
     .digest('hex')
     .slice(0, 16);
-  const videoFile = join(dir, `video-${spec.width}x${spec.height}-${key}.mkv`);
-  const audioFile = join(dir, `audio-${spec.frames}-${key}.mkv`);
+  return {
+    videoFile: join(dir, `video-${spec.width}x${spec.height}-${key}.mkv`),
+    audioFile: join(dir, `audio-${spec.frames}-${key}.mkv`),
+  };
+}
+
+/** Encodes the clip if it is not cached yet, then loads its packets. */
+export async function loadClip(spec: ClipSpec, dir = clipDir()): Promise<Clip> {
+  const { videoFile, audioFile } = clipFiles(spec, dir);
   await mkdir(dir, { recursive: true });
   if (!(await exists(videoFile))) await encodeVideo(spec, videoFile);
   if (!(await exists(audioFile))) await encodeAudio(spec, audioFile);
@@ -134,7 +141,7 @@ async function readPackets(
   file: string,
   kind: 'video' | 'audio',
 ): Promise<{ key: boolean; data: Uint8Array; config: Uint8Array | undefined }[]> {
-  const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
+  const input = new Input({ source: new FilePathSource(file), formats: [MATROSKA] });
   try {
     const track = kind === 'video' ? await input.getPrimaryVideoTrack() : await input.getPrimaryAudioTrack();
     if (!track) throw new Error(`${file} has no ${kind} track`);

@@ -1,6 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
+import { EncodedPacketSink, FilePathSource, Input, MATROSKA, MP4, MPEG_TS } from 'mediabunny';
+
+/**
+ * The containers recordings come in (file sink segments, KVS GetMedia/GetClip). Not ALL_FORMATS: its MP3
+ * sniffer took an MPEG-TS segment that starts with an audio packet for MP3 (a CI failure: 0 video frames).
+ */
+export const RECORDING_FORMATS = [MPEG_TS, MATROSKA, MP4];
 import { BEEP_HZ } from '../../WebRTC/synthetic/clip.js';
 import { sliceHash, type SentFrame } from '../../WebRTC/synthetic/syntheticMaster.js';
 
@@ -20,7 +26,7 @@ export interface RecordedVideoFrame {
 
 /** Every video packet of a recording (MPEG-TS, Matroska or MP4), in decode order. */
 export async function recordedVideoFrames(file: string): Promise<RecordedVideoFrame[]> {
-  const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
+  const input = new Input({ source: new FilePathSource(file), formats: RECORDING_FORMATS });
   try {
     const track = await input.getPrimaryVideoTrack();
     if (!track) return [];

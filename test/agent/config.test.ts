@@ -149,13 +149,18 @@ test('--help lists exactly the options the agent has, each with its environment 
 
 test('the defaults --help states are the values loadConfig returns, and nothing else is configured', () => {
   const config = loadConfig([], {}, new Date(1_700_000_000_000)) as unknown as Record<string, unknown>;
-  // `channels` is derived from --channel and --stream (tested below), not an option of its own.
+  // `channels` and `channelPerUnit` are derived from --channel, --stream and --channels-file, not options.
   expect(Object.keys(config).sort()).toEqual(
-    [...EXPECTED_OPTIONS.filter((o) => o.default !== undefined).map((o) => o.key), 'channels'].sort(),
+    [
+      ...EXPECTED_OPTIONS.filter((o) => o.default !== undefined).map((o) => o.key),
+      'channels',
+      'channelPerUnit',
+    ].sort(),
   );
   expect(config.channels).toEqual([
     { channel: 'webrtc-kvs-agent-channel', stream: 'webrtc-kvs-agent-stream' },
   ]);
+  expect(config.channelPerUnit).toBe(false);
   for (const o of EXPECTED_OPTIONS) expect(config[o.key], o.flag).toEqual(o.default);
 });
 
@@ -233,6 +238,10 @@ test('--channels-file: channel → stream from JSON, read again by readChannelsF
     { channel: 'a', stream: 'sa' },
     { channel: 'b', stream: 'sb' },
   ]);
+  // A file's channels can change on SIGHUP, so even one of them is logged per unit.
+  writeFileSync(resolve(FILES, 'one.json'), JSON.stringify({ a: 'sa' }));
+  expect(loadConfig(['--channels-file', resolve(FILES, 'one.json')], {}).channelPerUnit).toBe(true);
+  expect(loadConfig(['--channel', 'a=sa', '--channel', 'b=sb'], {}).channelPerUnit).toBe(true);
   expect(() => loadConfig(['--channels-file', file, '--channel', 'x'], {})).toThrow(
     /^--channel: give either channels or a channels file, not both/,
   );

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
+import { EncodedPacketSink, FilePathSource, Input, MATROSKA, WEBM } from 'mediabunny';
 import { pino } from 'pino';
 import type { WireFrame } from '../../agent/bridge/wire.js';
 import { MatroskaStreamMuxer, type MatroskaStreamMuxerOptions } from '../../agent/media/muxer.js';
@@ -27,7 +27,7 @@ export interface MediaPacket {
 
 /** Every packet of a Matroska/WebM file (video and audio), merged in timestamp order; video sizes from ffprobe. */
 export async function readPackets(file: string): Promise<MediaPacket[]> {
-  const input = new Input({ source: new FilePathSource(file), formats: ALL_FORMATS });
+  const input = new Input({ source: new FilePathSource(file), formats: [MATROSKA, WEBM] });
   try {
     const out: MediaPacket[] = [];
     const sizes = await probeFrames(file, 'v');
