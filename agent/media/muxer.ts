@@ -21,6 +21,7 @@ import {
   opusPacketChannels,
   opusPacketDurationUs,
 } from './opus.js';
+import { LatencyReservoir } from './latencyReservoir.js';
 import type { TimedFrame } from './timeline.js';
 
 export interface PipeStallInfo {
@@ -49,8 +50,16 @@ export interface MuxerStats {
   /** Key frames that were the last video frame of the run, dropped (`dropTrailingKeyFrame`). */
   droppedTrailingKeyFrames: number;
   /** Time of one mediabunny `add()` (queueing + Matroska framing + our write), ms. */
-  addLatencyMs: { p50: number | null; p99: number | null; samples: number };
+  addLatencyMs: LatencySummary;
+  /**
+   * Worker receive → written to gst's stdin, ms. mediabunny writes a packet only once every track has one at
+   * least as late (it interleaves by timestamp), so a frame waits for the other track to catch up; this is
+   * measured when the write that carries it happens.
+   */
+  stdinLatencyMs: LatencySummary;
 }
+
+export type LatencySummary = ReturnType<LatencyReservoir['summary']>;
 
 export interface MuxerEvents extends Record<string, unknown[]> {
   /** Output bytes are pending and nothing moved for stallTimeoutMs; once per episode. */
@@ -104,7 +113,6 @@ function opusConfig(channels: 1 | 2): {
 } {
   return { codec: 'opus', numberOfChannels: channels, sampleRate: 48_000, description: opusHead(channels) };
 }
-const LATENCY_SAMPLES = 10_000;
 
 /** An audio packet that arrived after silence was already written for its time. */
 class LateAudioError extends AgentError {
@@ -151,7 +159,15 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   #lastProgressAt = Date.now();
   #stalled = false;
   #waitingDrain = false;
-  readonly #latency: number[] = [];
+  readonly #addLatency = new LatencyReservoir();
+  readonly #stdinLatency = new LatencyReservoir();
+  /** Frames added but not yet written (see stdinLatencyMs), per track, in timestamp order. */
+  readonly #unwritten: Record<TrackKind, Array<{ timestampUs: number; receiveTimeMs: number }>> = {
+    video: [],
+    audio: [],
+  };
+  /** Timestamp of the last packet given to mediabunny per track (silence included). */
+  readonly #lastAddedUs: Record<TrackKind, number> = { video: -Infinity, audio: -Infinity };
   readonly #stats = {
     framesWritten: { video: 0, audio: 0 } as Record<TrackKind, number>,
     silencePacketsInserted: 0,
@@ -162,7 +178,6 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     stalls: 0,
     rejected: 0,
     droppedTrailingKeyFrames: 0,
-    addSamples: 0,
   };
 
   constructor(options: MatroskaStreamMuxerOptions) {
@@ -252,6 +267,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
         if (frame.kind === 'video') await this.#addVideo(frame);
         else await this.#addAudio(frame);
         this.#stats.framesWritten[frame.kind]++;
+        this.#noteWritten(frame);
       } catch (err) {
         if (this.#error) break;
         this.#stats.rejected++;
@@ -302,6 +318,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       await this.#video.add(packet);
     }
     this.#lastVideoUs = frame.timestampUs;
+    this.#lastAddedUs.video = frame.timestampUs;
     if (frame.key) this.#lastKeyUs = frame.timestampUs;
   }
 
@@ -317,6 +334,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
         await audio.add(packet, { decoderConfig: opusConfig(1) });
         this.#audioConfigured = true;
       }
+      this.#lastAddedUs.audio = endUs;
       endUs += OPUS_SILENCE_DURATION_US;
       this.#audioEndUs = endUs;
       this.#stats.silencePacketsInserted++;
@@ -346,6 +364,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       await audio.add(packet);
     }
     this.#audioEndUs = Math.max(this.#audioEndUs ?? 0, frame.timestampUs + durationUs);
+    this.#lastAddedUs.audio = frame.timestampUs;
   }
 
   /** mediabunny's sink: append to the output, waiting for 'drain' when it asks us to. */
@@ -487,11 +506,29 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   }
 
   #sampleLatency(ms: number): void {
-    this.#stats.addSamples++;
-    if (this.#latency.length < LATENCY_SAMPLES) this.#latency.push(ms);
-    else {
-      const slot = Math.floor(Math.random() * this.#stats.addSamples);
-      if (slot < LATENCY_SAMPLES) this.#latency[slot] = ms;
+    this.#addLatency.add(ms);
+  }
+
+  /**
+   * After an add: every packet of a track with a timestamp no later than what every other track has reached
+   * was written (mediabunny's interleaving rule); its receive → stdin time is now.
+   */
+  #noteWritten(frame: TimedFrame): void {
+    if (frame.receiveTimeMs > 0)
+      this.#unwritten[frame.kind].push({
+        timestampUs: frame.timestampUs,
+        receiveTimeMs: frame.receiveTimeMs,
+      });
+    const now = Date.now();
+    const tracks: TrackKind[] = this.#audio ? ['video', 'audio'] : ['video'];
+    for (const kind of tracks) {
+      const reached = Math.min(...tracks.filter((k) => k !== kind).map((k) => this.#lastAddedUs[k]));
+      const queue = this.#unwritten[kind];
+      while (queue.length && queue[0]!.timestampUs <= reached) {
+        this.#stdinLatency.add(now - queue.shift()!.receiveTimeMs);
+      }
+      // Bounded: a track that stops (audio gone) must not grow the other's list.
+      if (queue.length > 1000) queue.splice(0, queue.length - 1000);
     }
   }
 
@@ -501,11 +538,6 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   }
 
   stats(): MuxerStats {
-    const sorted = [...this.#latency].sort((a, b) => a - b);
-    const pct = (p: number) =>
-      sorted.length
-        ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 1000) / 1000
-        : null;
     const s = this.#stats;
     return {
       framesWritten: { ...s.framesWritten },
@@ -519,7 +551,8 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       stalls: s.stalls,
       rejected: s.rejected,
       droppedTrailingKeyFrames: s.droppedTrailingKeyFrames,
-      addLatencyMs: { p50: pct(0.5), p99: pct(0.99), samples: s.addSamples },
+      addLatencyMs: this.#addLatency.summary(),
+      stdinLatencyMs: this.#stdinLatency.summary(),
     };
   }
 }

@@ -1,5 +1,6 @@
 import type { TrackKind } from '../bridge/wire.js';
-import type { MuxerStats } from '../media/muxer.js';
+import { LatencyReservoir } from '../media/latencyReservoir.js';
+import type { LatencySummary, MuxerStats } from '../media/muxer.js';
 import type { TimedFrame, TimelineStats } from '../media/timeline.js';
 
 export interface TrackSummary {
@@ -19,7 +20,7 @@ export interface RecordingSummary {
   };
   audio: TrackSummary;
   /** Receive (worker) → handed to the muxer, ms. */
-  latencyMs: { p50: number | null; p99: number | null; samples: number };
+  latencyMs: LatencySummary;
   /** Drops and re-anchors per track. */
   timeline?: TimelineStats;
   /** Queue, drops, stalls and mediabunny add() latency (muxer → gst stdin). */
@@ -39,9 +40,7 @@ export class RecordingStats {
   #maxKeyIntervalUs = 0;
   #sumKeyIntervalUs = 0;
   readonly #resolutions = new Set<string>();
-  // A fixed-size reservoir keeps percentile memory bounded on multi-day runs.
-  readonly #latency: number[] = [];
-  #latencySeen = 0;
+  readonly #latency = new LatencyReservoir();
   startedAt: Date | null = null;
 
   record(frame: TimedFrame, nowMs: number): void {
@@ -59,21 +58,10 @@ export class RecordingStats {
       this.#lastKeyUs = frame.timestampUs;
       if (frame.width > 0 && frame.height > 0) this.#resolutions.add(`${frame.width}x${frame.height}`);
     }
-    this.#latencySeen++;
-    const sample = nowMs - frame.receiveTimeMs;
-    if (this.#latency.length < 10_000) this.#latency.push(sample);
-    else {
-      const slot = Math.floor(Math.random() * this.#latencySeen);
-      if (slot < this.#latency.length) this.#latency[slot] = sample;
-    }
+    this.#latency.add(nowMs - frame.receiveTimeMs);
   }
 
   summary(files: string[]): RecordingSummary {
-    const sorted = [...this.#latency].sort((a, b) => a - b);
-    const pct = (p: number) =>
-      sorted.length
-        ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10
-        : null;
     const intervals = this.#keyFrames - 1;
     return {
       startedAt: this.startedAt?.toISOString() ?? null,
@@ -86,7 +74,7 @@ export class RecordingStats {
         resolutions: [...this.#resolutions],
       },
       audio: { ...this.#tracks.audio },
-      latencyMs: { p50: pct(0.5), p99: pct(0.99), samples: this.#latencySeen },
+      latencyMs: this.#latency.summary(),
     };
   }
 }
