@@ -54,7 +54,8 @@ export interface MuxerStats {
   /**
    * Worker receive → written to gst's stdin, ms. mediabunny writes a packet only once every track has one at
    * least as late (it interleaves by timestamp), so a frame waits for the other track to catch up; this is
-   * measured when the write that carries it happens.
+   * measured when the write that carries it happens. Steady state: frames held while the run started (gst
+   * coming up) are left out; the start shows in the time to the first recorded key frame.
    */
   stdinLatencyMs: LatencySummary;
 }
@@ -166,6 +167,8 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     video: [],
     audio: [],
   };
+  /** Frames received before this waited for the start (gst coming up): not steady-state latency. */
+  #runningSinceMs = Infinity;
   /** Timestamp of the last packet given to mediabunny per track (silence included). */
   readonly #lastAddedUs: Record<TrackKind, number> = { video: -Infinity, audio: -Infinity };
   readonly #stats = {
@@ -214,6 +217,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     if (this.#state !== 'new') throw new InvalidStateError(`muxer cannot start when ${this.#state}`);
     await this.#output.start();
     this.#state = 'running';
+    this.#runningSinceMs = Date.now();
     this.#watchdog = setInterval(() => this.#checkProgress(), WATCHDOG_TICK_MS);
     this.#watchdog.unref();
   }
@@ -514,7 +518,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
    * was written (mediabunny's interleaving rule); its receive → stdin time is now.
    */
   #noteWritten(frame: TimedFrame): void {
-    if (frame.receiveTimeMs > 0)
+    if (frame.receiveTimeMs >= this.#runningSinceMs)
       this.#unwritten[frame.kind].push({
         timestampUs: frame.timestampUs,
         receiveTimeMs: frame.receiveTimeMs,

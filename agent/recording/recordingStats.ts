@@ -19,7 +19,7 @@ export interface RecordingSummary {
     resolutions: string[];
   };
   audio: TrackSummary;
-  /** Receive (worker) → handed to the muxer, ms. */
+  /** Receive (worker) → handed to the muxer, ms; frames received after the run was up. */
   latencyMs: LatencySummary;
   /** Drops and re-anchors per track. */
   timeline?: TimelineStats;
@@ -58,7 +58,9 @@ export class RecordingStats {
       this.#lastKeyUs = frame.timestampUs;
       if (frame.width > 0 && frame.height > 0) this.#resolutions.add(`${frame.width}x${frame.height}`);
     }
-    this.#latency.add(nowMs - frame.receiveTimeMs);
+    // Steady state only: frames held while gst started are the start-up time, reported on its own.
+    if (this.startedAt && frame.receiveTimeMs >= this.startedAt.getTime())
+      this.#latency.add(nowMs - frame.receiveTimeMs);
   }
 
   summary(files: string[]): RecordingSummary {

@@ -265,3 +265,36 @@ test('dropTrailingKeyFrame: a run ending on a key frame drops that one frame; ke
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('receive → gst stdin latency: a frame counts once the other track has caught up (mediabunny interleaves)', async () => {
+  const { gst, muxer } = await gstWithMuxer(
+    { args: ['fdsrc', 'fd=0', '!', 'fakesink'] },
+    { hasAudio: true, maxQueuedFrames: 100_000 },
+  );
+  await muxer.start();
+  const frames = (await fixtureFrames()).filter((f) => f.timestampUs < 2_500_000);
+  const first = frames[0]!.timestampUs;
+  // Paced in real time, audio arriving 150 ms after the video of the same instant: video waits for it.
+  const AUDIO_LATE_MS = 150;
+  const due = (f: TimedFrame) => (f.timestampUs - first) / 1000 + (f.kind === 'audio' ? AUDIO_LATE_MS : 0);
+  const t0 = performance.now();
+  for (const f of [...frames].sort((a, b) => due(a) - due(b))) {
+    const wait = t0 + due(f) - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    muxer.write({ ...f, receiveTimeMs: Date.now() });
+  }
+  await muxer.finish();
+  await gst.close();
+  const s = muxer.stats();
+  const l = s.stdinLatencyMs;
+  test.info().annotations.push({ type: 'measured', description: `stdin latency ${JSON.stringify(l)}` });
+  expect(s.framesWritten.video + s.framesWritten.audio).toBe(frames.length);
+  // Frames after the other track's last timestamp are never released by interleaving: only the tail.
+  expect(l.samples).toBeGreaterThan(frames.length - 15);
+  expect(l.samples).toBeLessThanOrEqual(frames.length);
+  expect(l.max!).toBeGreaterThanOrEqual(AUDIO_LATE_MS - 25);
+  expect(l.max!).toBeLessThan(1_000);
+  // Audio (the majority) found the video already there.
+  expect(frames.filter((f) => f.kind === 'audio').length).toBeGreaterThan(frames.length / 2);
+  expect(l.p50!).toBeLessThan(AUDIO_LATE_MS / 2);
+});
