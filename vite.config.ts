@@ -2,8 +2,8 @@ import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 
 /**
- * Builds the two browser bundles: the agent's viewer page (`page/`) and the reference master page
- * (`WebRTC/`). Both must work offline, so every dependency is bundled; nothing loads from a CDN.
+ * Builds the browser bundles: the agent's viewer page (`page/`), the reference master page and the
+ * bench's receive-floor viewer (`WebRTC/`). All must work offline, so every dependency is bundled; nothing loads from a CDN.
  */
 export default defineConfig({
   root: import.meta.dirname,
@@ -17,6 +17,7 @@ export default defineConfig({
       input: {
         page: resolve(import.meta.dirname, 'page/index.html'),
         master: resolve(import.meta.dirname, 'WebRTC/index.html'),
+        floor: resolve(import.meta.dirname, 'WebRTC/floor.html'),
       },
     },
   },

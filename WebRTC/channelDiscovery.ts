@@ -37,7 +37,10 @@ export async function discoverMasterChannel(options: {
   channelName: string;
   credentials: KvsCredentials;
   endpoint?: string;
+  /** MASTER (default) or VIEWER: which role's endpoints to ask for. */
+  role?: 'MASTER' | 'VIEWER';
 }): Promise<MasterChannel> {
+  const role = options.role ?? 'MASTER';
   const { region, credentials } = options;
   const endpoint = options.endpoint || undefined;
   const kv = new KinesisVideoClient({ region, credentials, ...(endpoint ? { endpoint } : {}) });
@@ -50,12 +53,12 @@ export async function discoverMasterChannel(options: {
     const endpoints = await kv.send(
       new GetSignalingChannelEndpointCommand({
         ChannelARN: channelARN,
-        SingleMasterChannelEndpointConfiguration: { Protocols: ['WSS', 'HTTPS'], Role: 'MASTER' },
+        SingleMasterChannelEndpointConfiguration: { Protocols: ['WSS', 'HTTPS'], Role: role },
       }),
     );
     const find = (protocol: string) => {
       const found = endpoints.ResourceEndpointList?.find((e) => e.Protocol === protocol)?.ResourceEndpoint;
-      if (!found) throw new Error(`no ${protocol} endpoint for the MASTER role`);
+      if (!found) throw new Error(`no ${protocol} endpoint for the ${role} role`);
       return found;
     };
     const wssEndpoint = find('WSS');

@@ -60,6 +60,8 @@ export interface SyntheticMasterOptions {
   clips: Clip[];
   logger: Logger;
   onSent?: (frame: SentFrame) => void;
+  /** The answer to `viewer` went out (epoch ms): where the bench starts its time-to-first-key-frame. */
+  onAnswered?: (viewer: string, atMs: number) => void;
 }
 
 interface Peer {
@@ -306,6 +308,7 @@ export class SyntheticMaster {
     };
     this.#signaling?.sendSdpAnswer({ type: 'answer', sdp: pc.localDescription!.sdp }, viewerId);
     this.#log.info({ viewer: viewerId }, 'answered');
+    this.#o.onAnswered?.(viewerId, Date.now());
   }
 
   /** Due time of video frame n and audio packet m on the master's clock (epoch ms, fractional). */

@@ -14,7 +14,7 @@ export const LOG_RETENTION_DAYS = [
 ] as const;
 
 /** Fargate's CPU units → allowed memory (MiB), Linux. */
-const FARGATE_MEMORY: Readonly<Record<number, readonly number[]>> = {
+export const FARGATE_MEMORY: Readonly<Record<number, readonly number[]>> = {
   256: [512, 1024, 2048],
   512: range(1024, 4096, 1024),
   1024: range(2048, 8192, 1024),

@@ -10,6 +10,21 @@ interface ProcInfo {
   comm: string;
   cpuSeconds: number;
   rssBytes: number;
+  pssBytes: number;
+}
+
+/**
+ * Proportional set size: each shared page counted once, split between the processes that map it. Summed RSS
+ * counts Chromium's shared pages (its binary, V8 heaps mapped by several processes) once per process.
+ */
+export async function pssBytes(pid: number): Promise<number> {
+  try {
+    const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const m = /^Pss:\s+(\d+) kB$/m.exec(rollup);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 async function readProc(pid: number): Promise<ProcInfo | undefined> {
@@ -26,6 +41,7 @@ async function readProc(pid: number): Promise<ProcInfo | undefined> {
       comm,
       cpuSeconds: ticks / CLK_TCK,
       rssBytes: Number(f[21]) * PAGE_BYTES,
+      pssBytes: 0,
     };
   } catch {
     return undefined;
@@ -35,6 +51,9 @@ async function readProc(pid: number): Promise<ProcInfo | undefined> {
 export interface GroupUsage {
   cpuSeconds: number;
   rssBytes: number;
+  /** Summed PSS; 0 unless asked for (reading smaps_rollup walks every mapping). */
+  pssBytes: number;
+  processes: number;
 }
 
 /**
@@ -44,6 +63,7 @@ export interface GroupUsage {
 export async function usageByGroup(
   root: number,
   classify: (comm: string) => string,
+  options: { pss?: boolean } = {},
 ): Promise<Record<string, GroupUsage>> {
   const procs: ProcInfo[] = [];
   for (const name of await readdir('/proc')) {
@@ -54,13 +74,20 @@ export async function usageByGroup(
   const children = new Map<number, ProcInfo[]>();
   for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
   const out: Record<string, GroupUsage> = {};
+  const members: Array<[ProcInfo, GroupUsage]> = [];
   const visit = (p: ProcInfo, group: string) => {
-    const g = (out[group] ??= { cpuSeconds: 0, rssBytes: 0 });
+    const g = (out[group] ??= { cpuSeconds: 0, rssBytes: 0, pssBytes: 0, processes: 0 });
     g.cpuSeconds += p.cpuSeconds;
     g.rssBytes += p.rssBytes;
+    g.processes++;
+    members.push([p, g]);
     for (const c of children.get(p.pid) ?? []) visit(c, group === 'node' ? classify(c.comm) : group);
   };
   const rootInfo = procs.find((p) => p.pid === root);
   if (rootInfo) visit(rootInfo, 'node');
+  if (options.pss) {
+    const pss = await Promise.all(members.map(([p]) => pssBytes(p.pid)));
+    members.forEach(([, g], i) => (g.pssBytes += pss[i]!));
+  }
   return out;
 }
