@@ -46,7 +46,14 @@ export async function startMasterProcess(options: {
     ],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...options.env },
+      // Only what it needs: the clip cache's location and the credentials it is given.
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        ...(process.env.SYNTHETIC_MEDIA_DIR ? { SYNTHETIC_MEDIA_DIR: process.env.SYNTHETIC_MEDIA_DIR } : {}),
+        LOG_LEVEL: 'warn',
+        ...options.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
