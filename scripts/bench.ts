@@ -136,11 +136,9 @@ function channelNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `bench-${i + 1}`);
 }
 
-async function floorScenario(emulator: Emulator, resolution: Resolution): Promise<ScenarioResult> {
-  const channels = channelNames(1);
-  const name = `floor ${resolution}`;
-  const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-bench-floor-'));
-  const masters = await startMasterProcess({
+/** Synthetic masters for `channels` in their own process, logging what they send into `dir`. */
+function startMasters(emulator: Emulator, resolution: Resolution, channels: string[], dir: string) {
+  return startMasterProcess({
     endpoint: emulator.url,
     region: emulator.region,
     channels,
@@ -148,6 +146,13 @@ async function floorScenario(emulator: Emulator, resolution: Resolution): Promis
     sentLog: join(dir, 'sent.jsonl'),
     env,
   });
+}
+
+async function floorScenario(emulator: Emulator, resolution: Resolution): Promise<ScenarioResult> {
+  const channels = channelNames(1);
+  const name = `floor ${resolution}`;
+  const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-bench-floor-'));
+  const masters = await startMasters(emulator, resolution, channels, dir);
   try {
     const floor = await launchFloor({
       endpoint: emulator.url,
@@ -186,14 +191,7 @@ async function agentScenario(emulator: Emulator, resolution: Resolution, n: numb
   const channels = channelNames(n);
   const name = `agent ${resolution} ×${n}`;
   const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-bench-'));
-  const masters = await startMasterProcess({
-    endpoint: emulator.url,
-    region: emulator.region,
-    channels,
-    resolution: RESOLUTIONS[resolution].join('x'),
-    sentLog: join(dir, 'sent.jsonl'),
-    env,
-  });
+  const masters = await startMasters(emulator, resolution, channels, dir);
   const base = { name, kind: 'agent' as const, resolution, channels: n };
   let agentLines: AgentLogLine[] = [];
   try {
