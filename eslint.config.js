@@ -44,7 +44,7 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
   {
-    files: ['page/**/*.ts', 'WebRTC/**/*.ts'],
+    files: ['page/**/*.ts', 'WebRTC/**/*.ts', 'emulator/player/web/**/*.ts'],
     languageOptions: { globals: { ...globals.browser, ...globals.worker } },
   },
   {

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { DEFAULT_WEB_ROOT, startPlayerServer } from './player/playerServer.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator } from './server.js';
 
 /**
@@ -6,7 +7,8 @@ import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator } from './server.js';
  * endpoint, region and credentials to use; stops cleanly on SIGINT/SIGTERM. Env: KVS_EMULATOR_PORT (default
  * 4566), KVS_EMULATOR_HOST (default 127.0.0.1), LOG_LEVEL (default warn),
  * KVS_EMULATOR_CONTAINER_CREDENTIALS_TTL_SECONDS (serve the ECS-style credentials endpoint; the line then ends
- * with AWS_CONTAINER_CREDENTIALS_FULL_URI=…), KVS_EMULATOR_CONTAINER_AUTHORIZATION_TOKEN (token it requires).
+ * with AWS_CONTAINER_CREDENTIALS_FULL_URI=…), KVS_EMULATOR_CONTAINER_AUTHORIZATION_TOKEN (token it requires),
+ * KVS_EMULATOR_PLAYER_PORT (the recordings player page, default the emulator's port + 1; 0 = any free port).
  */
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
 const port = Number(process.env.KVS_EMULATOR_PORT ?? 4566);
@@ -42,12 +44,30 @@ process.stdout.write(
     '\n',
 );
 
+const playerPortSetting = process.env.KVS_EMULATOR_PLAYER_PORT;
+const playerPort =
+  playerPortSetting === undefined || playerPortSetting === ''
+    ? port === 0
+      ? 0
+      : port + 1
+    : Number(playerPortSetting);
+const player = await startPlayerServer({
+  region: emulator.region,
+  endpoint: emulator.url,
+  credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
+  webRoot: DEFAULT_WEB_ROOT,
+  port: Number.isInteger(playerPort) && playerPort >= 0 ? playerPort : 0,
+  host: process.env.KVS_EMULATOR_HOST ?? '127.0.0.1',
+  logger: logger.child({ component: 'player' }),
+});
+process.stdout.write(`Recordings player at ${player.url}\n`);
+
 let stopping = false;
 const shutdown = (signal: string): void => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping KVS emulator');
-  emulator.stop().then(
+  Promise.all([player.close(), emulator.stop()]).then(
     () => process.exit(0),
     (err: unknown) => {
       logger.error({ err }, 'emulator stop failed');

@@ -1,0 +1,234 @@
+/**
+ * The player page: lists the streams the local player server can see, plays one live or on demand through
+ * the HLS session URL the server got from GetHLSStreamingSessionURL (hls.js over Media Source Extensions;
+ * Chromium's own HLS support where MSE is missing), and draws the fragment timeline with its gaps. It holds
+ * no credentials: every KVS call is the server's, and HLS requests carry only the session token.
+ */
+import Hls, { type ErrorData } from 'hls.js';
+import type { FragmentTimeline } from '../fragmentTimeline.js';
+import { drawTimeline } from './timelineView.js';
+
+interface StreamSummary {
+  name: string;
+  status: string;
+  mediaType?: string;
+  retentionHours: number;
+}
+interface PlaybackSession {
+  url: string;
+  mode: Mode;
+  expiresAtMs: number;
+}
+type Mode = 'LIVE' | 'ON_DEMAND';
+
+/** What the page shows, also read by tests (`window.playerState`). */
+export interface PlayerState {
+  stream: string | undefined;
+  mode: Mode | undefined;
+  state: 'idle' | 'loading' | 'playing' | 'paused' | 'ended' | 'error';
+  width: number;
+  height: number;
+  resolutionsSeen: string[];
+  currentTime: number;
+  /** Producer time (ms) of the frame on screen, from EXT-X-PROGRAM-DATE-TIME. */
+  playingDateMs: number | undefined;
+  /** Live: how far the picture is behind the newest fragment's end (ms). */
+  behindLiveMs: number | undefined;
+  audioDecodedBytes: number;
+  fragments: number;
+  gaps: number;
+  errors: string[];
+}
+
+declare global {
+  interface Window {
+    playerState: PlayerState;
+  }
+  interface HTMLVideoElement {
+    /** Chromium's decoded-audio counter: > 0 once the audio track plays. */
+    webkitAudioDecodedByteCount?: number;
+  }
+}
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const video = $<HTMLVideoElement>('video');
+const state: PlayerState = {
+  stream: undefined,
+  mode: undefined,
+  state: 'idle',
+  width: 0,
+  height: 0,
+  resolutionsSeen: [],
+  currentTime: 0,
+  playingDateMs: undefined,
+  behindLiveMs: undefined,
+  audioDecodedBytes: 0,
+  fragments: 0,
+  gaps: 0,
+  errors: [],
+};
+window.playerState = state;
+let hls: Hls | undefined;
+let timeline: FragmentTimeline | undefined;
+let renewTimer: ReturnType<typeof setTimeout> | undefined;
+const params = new URLSearchParams(location.search);
+
+async function api<T>(path: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(path, init);
+  const body = (await res.json().catch(() => ({}))) as T & { error?: string; message?: string };
+  if (!res.ok) throw new Error(`${body.error ?? res.status}: ${body.message ?? res.statusText}`);
+  return body;
+}
+
+function fail(message: string): void {
+  state.errors = [...state.errors, message].slice(-10);
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toISOString().slice(11, 19)} ${message}`;
+  $('errors').append(li);
+  render();
+}
+
+async function listStreams(): Promise<void> {
+  const { streams } = await api<{ streams: StreamSummary[] }>('/api/streams');
+  const box = $('streams');
+  box.replaceChildren(
+    ...streams.map((s) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.stream = s.name;
+      b.textContent = s.name;
+      b.title = `${s.status}, ${s.mediaType ?? 'no media type'}, retention ${s.retentionHours} h`;
+      b.addEventListener('click', () => void select(s.name, state.mode ?? 'ON_DEMAND'));
+      return b;
+    }),
+  );
+  if (streams.length === 0) box.textContent = 'No streams.';
+  const wanted = params.get('stream') ?? streams[0]?.name;
+  if (wanted) await select(wanted, params.get('mode') === 'LIVE' ? 'LIVE' : 'ON_DEMAND');
+}
+
+async function refreshTimeline(): Promise<void> {
+  if (!state.stream) return;
+  timeline = await api<FragmentTimeline>(`/api/streams/${encodeURIComponent(state.stream)}/fragments`);
+  state.fragments = timeline.fragments.length;
+  state.gaps = timeline.gaps.length;
+  render();
+}
+
+async function select(stream: string, mode: Mode): Promise<void> {
+  state.stream = stream;
+  state.mode = mode;
+  state.state = 'loading';
+  state.resolutionsSeen = [];
+  for (const b of document.querySelectorAll<HTMLButtonElement>('#streams button')) {
+    b.setAttribute('aria-current', String(b.dataset.stream === stream));
+  }
+  $('title').textContent = `${stream} — ${mode === 'LIVE' ? 'live' : 'whole recording'}`;
+  try {
+    await refreshTimeline();
+    await play();
+  } catch (err) {
+    state.state = 'error';
+    fail(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** Gets a session URL and plays it; called again before the session expires, at the same position. */
+async function play(resumeAt?: number): Promise<void> {
+  if (!state.stream || !state.mode) return;
+  const container = $<HTMLSelectElement>('container').value;
+  const body =
+    state.mode === 'ON_DEMAND'
+      ? { mode: 'ON_DEMAND', startMs: timeline?.startMs, endMs: timeline?.endMs, container }
+      : { mode: 'LIVE', container };
+  if (state.mode === 'ON_DEMAND' && timeline?.startMs === undefined)
+    throw new Error('the stream has no fragments');
+  const session = await api<PlaybackSession>(`/api/streams/${encodeURIComponent(state.stream)}/playback`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  clearTimeout(renewTimer);
+  // Renew a minute before KVS would refuse the token, so that long playback never stops on a 403.
+  renewTimer = setTimeout(
+    () => void play(video.currentTime).catch((e: unknown) => fail(String(e))),
+    Math.max(10_000, session.expiresAtMs - Date.now() - 60_000),
+  );
+  hls?.destroy();
+  hls = undefined;
+  if (Hls.isSupported()) {
+    const h = new Hls({ liveSyncDurationCount: 2, enableWorker: true });
+    hls = h;
+    h.on(Hls.Events.ERROR, (_e, data: ErrorData) => {
+      if (!data.fatal) return;
+      fail(`player: ${data.type} ${data.details}${data.response ? ` (HTTP ${data.response.code})` : ''}`);
+      state.state = 'error';
+    });
+    h.loadSource(session.url);
+    h.attachMedia(video);
+  } else {
+    video.src = session.url;
+  }
+  if (resumeAt !== undefined)
+    video.addEventListener('loadedmetadata', () => (video.currentTime = resumeAt), { once: true });
+  await video.play().catch(() => undefined);
+}
+
+function render(): void {
+  const rows: [string, string][] = [
+    ['stream', state.stream ?? '—'],
+    ['mode', state.mode ?? '—'],
+    ['state', state.state],
+    ['resolution', state.width ? `${state.width}x${state.height}` : '—'],
+    ['resolutions seen', state.resolutionsSeen.join(' → ') || '—'],
+    ['position', `${state.currentTime.toFixed(1)} s`],
+    ['producer time', state.playingDateMs ? new Date(state.playingDateMs).toISOString() : '—'],
+    ['behind live', state.behindLiveMs !== undefined ? `${(state.behindLiveMs / 1000).toFixed(1)} s` : '—'],
+    ['audio', state.audioDecodedBytes > 0 ? 'decoding' : 'none yet'],
+    ['fragments', `${state.fragments} (${state.gaps} gaps)`],
+  ];
+  $('status').replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = v;
+      dd.dataset.field = k.replace(/ /g, '-');
+      return [dt, dd];
+    }),
+  );
+  if (timeline) drawTimeline($('timeline'), timeline, state.playingDateMs, $('axis-start'), $('axis-end'));
+}
+
+function sample(): void {
+  state.currentTime = video.currentTime;
+  state.width = video.videoWidth;
+  state.height = video.videoHeight;
+  const size = `${video.videoWidth}x${video.videoHeight}`;
+  if (video.videoWidth && state.resolutionsSeen.at(-1) !== size) state.resolutionsSeen.push(size);
+  state.audioDecodedBytes = video.webkitAudioDecodedByteCount ?? 0;
+  state.playingDateMs = hls?.playingDate?.getTime();
+  state.behindLiveMs =
+    state.mode === 'LIVE' && state.playingDateMs !== undefined && timeline?.endMs !== undefined
+      ? Math.max(0, timeline.endMs - state.playingDateMs)
+      : undefined;
+  if (state.state !== 'error') {
+    state.state = video.ended
+      ? 'ended'
+      : video.paused
+        ? state.state === 'loading'
+          ? 'loading'
+          : 'paused'
+        : 'playing';
+  }
+  render();
+}
+
+for (const ev of ['timeupdate', 'resize', 'playing', 'pause', 'ended']) video.addEventListener(ev, sample);
+video.addEventListener('error', () => fail(`video: ${video.error?.message ?? 'media error'}`));
+$('live').addEventListener('click', () => state.stream && void select(state.stream, 'LIVE'));
+$('ondemand').addEventListener('click', () => state.stream && void select(state.stream, 'ON_DEMAND'));
+setInterval(() => {
+  if (state.mode === 'LIVE') void refreshTimeline().catch((e: unknown) => fail(String(e)));
+}, 4000);
+listStreams().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
