@@ -289,6 +289,11 @@ export async function putMedia(
     signed?: boolean;
     headers?: Record<string, string>;
     onAck?: (ack: Ack) => void;
+    /** Sign with these instead of the harness's CREDENTIALS/REGION (e.g. against a full emulator). */
+    auth?: {
+      credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+      region: string;
+    };
   } = {},
 ): Promise<PutMediaResult> {
   const url = new URL('/putMedia', baseUrl);
@@ -302,7 +307,15 @@ export async function putMedia(
   };
   let signedHeaders = headers;
   if (options.signed !== false) {
-    const signed = await signer.sign(
+    const withAuth = options.auth
+      ? new SignatureV4({
+          credentials: options.auth.credentials,
+          region: options.auth.region,
+          service: 'kinesisvideo',
+          sha256: Sha256,
+        })
+      : signer;
+    const signed = await withAuth.sign(
       new HttpRequest({
         method: 'POST',
         protocol: 'http:',
@@ -420,4 +433,33 @@ export function stripParameterSets(parts: MkvParts): MkvParts {
     return element(Id.SimpleBlock, head, ...kept);
   };
   return { ...parts, clusters: parts.clusters.map((c) => ({ ...c, blocks: c.blocks.map(strip) })) };
+}
+
+/**
+ * Decodes every frame of every stream with ffprobe (no muxer behind the decoder: `ffmpeg -f null` also reports
+ * its own frame-rate rounding for WebRTC's uneven frame spacing, which is not a decoding problem). Returns
+ * the decoder's error output (empty = clean) and the decoded frame count per stream type.
+ */
+export async function decodeAll(
+  path: string,
+): Promise<{ errors: string; frames: { video: number; audio: number } }> {
+  const { stdout, stderr } = await run(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-count_frames',
+      '-show_entries',
+      'stream=codec_type,nb_read_frames',
+      '-of',
+      'json',
+      path,
+    ],
+    { maxBuffer: 16 * 1024 * 1024 },
+  );
+  const streams = (JSON.parse(stdout) as { streams: Array<{ codec_type: string; nb_read_frames?: string }> })
+    .streams;
+  const count = (type: string): number =>
+    streams.filter((s) => s.codec_type === type).reduce((sum, s) => sum + Number(s.nb_read_frames ?? 0), 0);
+  return { errors: stderr.trim(), frames: { video: count('video'), audio: count('audio') } };
 }
