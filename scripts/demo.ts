@@ -1,27 +1,32 @@
 /**
- * `npm run demo [-- --duration 20 --headed]`: the whole production path, offline. Starts the KVS emulator,
+ * `npm run demo [-- --duration 20 --headed --keep]`: the whole production path, offline. Starts the KVS emulator,
  * the reference master in its own headless Chromium (fake camera + microphone), and the real agent against
  * the emulator; records for the given time and prints a short report. With kvssink installed the agent
  * streams into the emulator's Kinesis video stream (read back with ListFragments and GetClip); without it,
- * it writes MPEG-TS files.
+ * it writes MPEG-TS files. Next to the recording it writes contact-sheet.png and timeline.png, and it prints
+ * the recordings player's URL; in a terminal (or with --keep) it serves the player until Ctrl-C.
  */
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../agent/log.js';
 import type { RecordingSummary } from '../agent/recording/recordingStats.js';
+import { DEFAULT_WEB_ROOT, startPlayerServer, type PlayerServer } from '../emulator/player/playerServer.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, DEFAULT_STREAM_NAME } from '../emulator/server.js';
 import { spawnAgent } from './lib/agentProcess.js';
 import { startDemoStack, ROOT } from './lib/demoStack.js';
 import { kvssinkAvailable } from './lib/kvssinkCheck.js';
 import { KvsReadBack } from './lib/kvsReadBack.js';
 import { describeRecording, segmentsIn } from './lib/mediaProbe.js';
+import { writeRecordingPictures } from './lib/recordingPictures.js';
+import type { Unit } from './lib/recordingTimeline.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       duration: { type: 'string', default: '20' },
       headed: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
     },
   });
@@ -52,6 +57,7 @@ async function main(): Promise<void> {
   console.log('Starting the KVS emulator and the reference master (fake camera + microphone)…');
   // --headed shows the viewer (the agent's browser); the master stays headless so that it never covers it.
   const stack = await startDemoStack({ logger });
+  let player: PlayerServer | undefined;
   try {
     console.log(`Emulator at ${stack.emulator.url}; starting the agent (${sink} sink) for ${duration} s…`);
     const agent = spawnAgent({
@@ -86,6 +92,8 @@ async function main(): Promise<void> {
 
     let files: string[];
     let fragmentsLine = '';
+    let fragmentUnits: Unit[] | undefined;
+    let originMs: number | undefined;
     if (sink === 'kvssink') {
       const readBack = new KvsReadBack({
         region: stack.emulator.region,
@@ -104,6 +112,16 @@ async function main(): Promise<void> {
       const lengths = fragments.map((f) => f.FragmentLengthInMilliseconds ?? 0);
       fragmentsLine = `${fragments.length} fragments in ${DEFAULT_STREAM_NAME}, ${Math.min(...lengths)}–${Math.max(...lengths)} ms each`;
       files = [clip];
+      // The clip starts at the first fragment: fragments are placed on its timeline by producer time.
+      originMs = first.getTime();
+      fragmentUnits = fragments.map((f) => {
+        const fromS = ((f.ProducerTimestamp?.getTime() ?? originMs!) - originMs!) / 1000;
+        return {
+          fromS,
+          toS: fromS + (f.FragmentLengthInMilliseconds ?? 0) / 1000,
+          label: f.FragmentNumber ?? '',
+        };
+      });
     } else {
       files = await segmentsIn(outputDir);
     }
@@ -130,6 +148,15 @@ async function main(): Promise<void> {
     console.log(
       `  decode errors:      ${report.decodeErrors.length === 0 ? 'none' : report.decodeErrors.slice(0, 3).join(' | ')}`,
     );
+    const pictures = await writeRecordingPictures(files, outputDir, {
+      title: `demo ${sink} sink`,
+      ...(fragmentUnits ? { fragments: fragmentUnits } : {}),
+      ...(originMs !== undefined ? { originMs } : {}),
+    });
+    console.log(
+      `  contact sheet:      ${pictures.sheet} (${pictures.sheetFrames} frames, ${pictures.resolutions.join(', ')})`,
+    );
+    console.log(`  timeline:           ${pictures.timeline} (gaps: ${pictures.gaps})`);
     const lat = summaries[0]?.latencyMs;
     const add = summaries[0]?.muxer?.addLatencyMs;
     if (lat && add) {
@@ -137,7 +164,25 @@ async function main(): Promise<void> {
         `  latency:            receive → muxer p50 ${lat.p50} ms, p99 ${lat.p99} ms; muxer → gst p50 ${add.p50} ms, p99 ${add.p99} ms`,
       );
     }
+
+    player = await startPlayerServer({
+      region: stack.emulator.region,
+      endpoint: stack.emulator.url,
+      credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
+      webRoot: DEFAULT_WEB_ROOT,
+      logger: logger.child({ component: 'player' }),
+    });
+    console.log(`  player:             ${player.url}?stream=${DEFAULT_STREAM_NAME}`);
+    // In a terminal (or with --keep) the emulator and the player stay up so that the recording can be watched.
+    if (values.keep || process.stdout.isTTY) {
+      console.log('\nServing the player until Ctrl-C…');
+      await new Promise<void>((done) => {
+        process.once('SIGINT', done);
+        process.once('SIGTERM', done);
+      });
+    }
   } finally {
+    await player?.close();
     await stack.close();
   }
 }

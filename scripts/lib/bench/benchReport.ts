@@ -1,8 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import puppeteer from 'puppeteer-core';
-import { CHROMIUM_FLAGS } from '../../../agent/browser/viewerBrowser.js';
+import { renderHtmlToPng } from '../renderPng.js';
 import type { BenchResults, ScenarioResult } from './benchResults.js';
 
 const GROUPS = ['chromium', 'node', 'gst'] as const;
@@ -122,28 +120,6 @@ function escape(text: string): string {
   return text.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
 }
 
-/** Renders the chart to a PNG with the same Chromium (no other image library needed). */
-export async function renderChartPng(html: string, file: string, executablePath: string): Promise<void> {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'kvs-agent-chart-'));
-  const browser = await puppeteer.launch({
-    executablePath,
-    headless: true,
-    userDataDir,
-    args: [...CHROMIUM_FLAGS],
-    pipe: true,
-  });
-  try {
-    const page = await browser.newPage();
-    await page.setContent(html);
-    const chart = await page.$('#chart');
-    if (!chart) throw new Error('chart did not render');
-    await chart.screenshot({ path: file });
-  } finally {
-    await browser.close();
-    await rm(userDataDir, { recursive: true, force: true });
-  }
-}
-
 export async function writeReport(dir: string, results: BenchResults, chromiumPath: string): Promise<void> {
   await writeFile(join(dir, 'bench.json'), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(dir, 'report.md'), markdownReport(results));
@@ -161,9 +137,7 @@ export async function writeReport(dir: string, results: BenchResults, chromiumPa
     totalPssSteadyMiB: 0,
     totalPssPeakMiB: 0,
   }));
-  await renderChartPng(
-    chartHtml([...results.scenarios, ...transcodeRows]),
-    join(dir, 'chart.png'),
-    chromiumPath,
-  );
+  await renderHtmlToPng(chartHtml([...results.scenarios, ...transcodeRows]), join(dir, 'chart.png'), {
+    executablePath: chromiumPath,
+  });
 }
