@@ -65,7 +65,7 @@ export interface EmulatorOptions {
   /** Where PutMedia fragments are stored; default a fresh temporary directory removed by stop(). */
   dataDir?: string;
   /** PutMedia/GetMedia timers and quotas, for tests (see emulator/media/mediaRouter.ts). */
-  media?: Pick<MediaRouterOptions, 'limits' | 'clip' | 'getMediaIdleMs'>;
+  media?: Pick<MediaRouterOptions, 'limits' | 'clip' | 'getMediaIdleMs' | 'hls'>;
   logger?: Logger;
 }
 

@@ -12,6 +12,7 @@ import {
   type TimestampKind,
 } from './fragmentSelection.js';
 import type { FragmentStore } from './fragmentStore.js';
+import { createHlsRouter } from './hlsRouter.js';
 import { MEDIA_CONTENT_TYPE, mediaChunk } from './mediaChunk.js';
 import { remuxToMp4 } from './mp4Remuxer.js';
 import { PutMediaFaults } from './putMediaFaults.js';
@@ -46,6 +47,8 @@ export interface MediaRouterOptions {
   getMediaIdleMs?: number;
   /** Fault injection for PutMedia (admin hook); none by default. */
   faults?: PutMediaFaults;
+  /** HLS sessions: the clock of their expiry and of LIVE_REPLAY (tests move it); default Date.now. */
+  hls?: { now?: () => number };
 }
 
 const epochSeconds = z.number().finite().nonnegative();
@@ -380,6 +383,18 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
     count('getClip.fragments', clip.included.length);
     res.status(200).type('video/mp4').send(mp4);
   });
+
+  router.use(
+    createHlsRouter({
+      store,
+      lookupStream: options.lookupStream,
+      verify: options.verify,
+      logger,
+      count,
+      ...(options.hls?.now ? { now: options.hls.now } : {}),
+      ...(options.clip?.ffmpegPath ? { ffmpegPath: options.clip.ffmpegPath } : {}),
+    }),
+  );
 
   return router;
 }

@@ -196,7 +196,7 @@ export interface MediaServer {
 
 /** A minimal express app mounting the media router, with SigV4 verified by the emulator's verifier. */
 export async function startMediaServer(
-  overrides: Partial<Pick<MediaRouterOptions, 'limits' | 'getMediaIdleMs' | 'faults'>> = {},
+  overrides: Partial<Pick<MediaRouterOptions, 'limits' | 'getMediaIdleMs' | 'faults' | 'hls'>> = {},
 ): Promise<MediaServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'kvs-media-store-'));
   const logger = pino({ level: process.env.MEDIA_TEST_LOG ?? 'silent' });
