@@ -12,6 +12,7 @@ import {
   type TimestampKind,
 } from './fragmentSelection.js';
 import type { FragmentStore } from './fragmentStore.js';
+import { createGetImagesRouter } from './getImages.js';
 import { createHlsRouter } from './hlsRouter.js';
 import { MEDIA_CONTENT_TYPE, mediaChunk } from './mediaChunk.js';
 import { remuxToMp4 } from './mp4Remuxer.js';
@@ -392,6 +393,16 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
       logger,
       count,
       ...(options.hls?.now ? { now: options.hls.now } : {}),
+      ...(options.clip?.ffmpegPath ? { ffmpegPath: options.clip.ffmpegPath } : {}),
+    }),
+  );
+  router.use(
+    createGetImagesRouter({
+      store,
+      lookupStream: options.lookupStream,
+      verify: options.verify,
+      logger,
+      count,
       ...(options.clip?.ffmpegPath ? { ffmpegPath: options.clip.ffmpegPath } : {}),
     }),
   );
