@@ -243,12 +243,11 @@ export function createHlsRouter(options: HlsRouterOptions): Router {
     return entry;
   };
 
-  const requireTrack = (session: HlsSession, entry: TimelineEntry, track: number | undefined): void => {
+  const requireTrack = (entry: TimelineEntry, track: number | undefined): void => {
     if (track === AUDIO_TRACK && !audioTrackOf(entry.record))
       throw resourceNotFound('The fragment has no audio track');
     if (track === VIDEO_TRACK && !videoTrackOf(entry.record))
       throw resourceNotFound('The fragment has no video track');
-    void session;
   };
 
   hlsGet('getHLSMasterPlaylist.m3u8', async (session, _req, res) => {
@@ -273,7 +272,7 @@ export function createHlsRouter(options: HlsRouterOptions): Router {
     const index = typeof raw === 'string' && /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
     const entry = session.timeline.find((e) => e.initIndex === index);
     if (!entry) throw resourceNotFound(`No init fragment ${index} in this session`);
-    requireTrack(session, entry, track);
+    requireTrack(entry, track);
     const segment = await segmentFor(session, entry, kindFor(session, track));
     res.status(200).type('video/mp4').send(segment.init);
   });
@@ -283,7 +282,7 @@ export function createHlsRouter(options: HlsRouterOptions): Router {
       throw invalidArgument('The session is not FRAGMENTED_MP4');
     const track = trackParam(req, session);
     const entry = fragmentEntry(session, req);
-    requireTrack(session, entry, track);
+    requireTrack(entry, track);
     const segment = await segmentFor(session, entry, kindFor(session, track));
     count('hls.fragments');
     res.status(200).type('video/mp4').send(segment.media);
