@@ -6,6 +6,7 @@
  */
 import Hls, { type ErrorData } from 'hls.js';
 import type { FragmentTimeline } from '../fragmentTimeline.js';
+import type { PlaybackMode, PlayerState } from '../playerState.js';
 import { drawTimeline } from './timelineView.js';
 
 interface StreamSummary {
@@ -19,26 +20,7 @@ interface PlaybackSession {
   mode: Mode;
   expiresAtMs: number;
 }
-type Mode = 'LIVE' | 'ON_DEMAND';
-
-/** What the page shows, also read by tests (`window.playerState`). */
-export interface PlayerState {
-  stream: string | undefined;
-  mode: Mode | undefined;
-  state: 'idle' | 'loading' | 'playing' | 'paused' | 'ended' | 'error';
-  width: number;
-  height: number;
-  resolutionsSeen: string[];
-  currentTime: number;
-  /** Producer time (ms) of the frame on screen, from EXT-X-PROGRAM-DATE-TIME. */
-  playingDateMs: number | undefined;
-  /** Live: how far the picture is behind the newest fragment's end (ms). */
-  behindLiveMs: number | undefined;
-  audioDecodedBytes: number;
-  fragments: number;
-  gaps: number;
-  errors: string[];
-}
+type Mode = PlaybackMode;
 
 declare global {
   interface Window {
@@ -128,8 +110,19 @@ async function select(stream: string, mode: Mode): Promise<void> {
     await refreshTimeline();
     await play();
   } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    // LIVE needs a fragment from the last 30 s: a stream that has not started (or paused) is waited for.
+    if (mode === 'LIVE' && message.startsWith('ResourceNotFoundException') && state.stream === stream) {
+      state.state = 'waiting';
+      render();
+      setTimeout(() => {
+        if (state.stream === stream && state.mode === 'LIVE' && state.state === 'waiting')
+          void select(stream, 'LIVE');
+      }, 2000);
+      return;
+    }
     state.state = 'error';
-    fail(err instanceof Error ? err.message : String(err));
+    fail(message);
   }
 }
 
@@ -159,8 +152,20 @@ async function play(resumeAt?: number): Promise<void> {
   if (Hls.isSupported()) {
     const h = new Hls({ liveSyncDurationCount: 2, enableWorker: true });
     hls = h;
+    let recovered = false;
     h.on(Hls.Events.ERROR, (_e, data: ErrorData) => {
       if (!data.fatal) return;
+      // A refused token (expired session) gets a new session at the same position; a decode error one retry.
+      if (data.response?.code === 403 && !recovered) {
+        recovered = true;
+        void play(video.currentTime).catch((e: unknown) => fail(String(e)));
+        return;
+      }
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !recovered) {
+        recovered = true;
+        h.recoverMediaError();
+        return;
+      }
       fail(`player: ${data.type} ${data.details}${data.response ? ` (HTTP ${data.response.code})` : ''}`);
       state.state = 'error';
     });
@@ -208,11 +213,13 @@ function sample(): void {
   if (video.videoWidth && state.resolutionsSeen.at(-1) !== size) state.resolutionsSeen.push(size);
   state.audioDecodedBytes = video.webkitAudioDecodedByteCount ?? 0;
   state.playingDateMs = hls?.playingDate?.getTime();
+  // Producer time of the picture against this machine's clock: the glass-to-glass delay through KVS and HLS
+  // (as exact as the two clocks agree, which NTP-synced cameras do to a few ms).
   state.behindLiveMs =
-    state.mode === 'LIVE' && state.playingDateMs !== undefined && timeline?.endMs !== undefined
-      ? Math.max(0, timeline.endMs - state.playingDateMs)
+    state.mode === 'LIVE' && state.playingDateMs !== undefined
+      ? Math.max(0, Date.now() - state.playingDateMs)
       : undefined;
-  if (state.state !== 'error') {
+  if (state.state !== 'error' && state.state !== 'waiting') {
     state.state = video.ended
       ? 'ended'
       : video.paused
