@@ -127,5 +127,11 @@ function badRequest(res: Response, error: z.ZodError): void {
   });
 }
 
-/** The built web root of this repository. */
-export const DEFAULT_WEB_ROOT = join(import.meta.dirname, '../../dist/web');
+/**
+ * The built web root (`dist/web`): beside the sources when run with tsx (`emulator/player/` → `dist/web`),
+ * or beside the compiled tree in the image (`dist/node/emulator/player/` → `dist/web`).
+ */
+export const DEFAULT_WEB_ROOT =
+  [join(import.meta.dirname, '../../dist/web'), join(import.meta.dirname, '../../../web')].find((dir) =>
+    existsSync(join(dir, PLAYER_PAGE_PATH, 'index.html')),
+  ) ?? join(import.meta.dirname, '../../dist/web');

@@ -4,15 +4,17 @@ import { resolve } from 'node:path';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 export interface EmulatorCli {
-  /** The one line `npm run emulator` prints. */
+  /** The first line `npm run emulator` prints (endpoint, region, credentials). */
   line: string;
+  /** The second: `Recordings player at <url>`. */
+  playerLine: string;
   /** SIGTERM, then the exit code. */
   stop(): Promise<number | null>;
 }
 
 /**
  * `npm run emulator` as a user runs it, through tsx directly so that signals reach the emulator, not npm.
- * Resolves with its first output line.
+ * Resolves with its first two output lines.
  */
 export async function startEmulatorCli(env: Record<string, string>): Promise<EmulatorCli> {
   const child = spawn(
@@ -30,15 +32,16 @@ export async function startEmulatorCli(env: Record<string, string>): Promise<Emu
     return exited;
   };
   try {
-    const line = await new Promise<string>((done, fail) => {
+    const [line, playerLine] = await new Promise<string[]>((done, fail) => {
       let out = '';
       child.stdout.on('data', (chunk: Buffer) => {
         out += chunk.toString();
-        if (out.includes('\n')) done(out.split('\n')[0]!);
+        const lines = out.split('\n');
+        if (lines.length > 2) done(lines.slice(0, 2));
       });
       child.once('exit', (code) => fail(new Error(`emulator exited early with ${code}`)));
     });
-    return { line, stop };
+    return { line: line!, playerLine: playerLine!, stop };
   } catch (err) {
     await stop();
     throw err;
