@@ -125,6 +125,8 @@ export class Agent extends TypedEmitter<AgentEvents> {
       gstLaunchPath: config.gstLaunchPath,
       keyframeIntervalMs: config.keyframeIntervalMs,
       signalingRenewMs: config.signalingRenewSeconds * 1000,
+      headed: config.headed,
+      streamName: entry.stream,
       logger,
       ...(metrics ? { metrics } : {}),
       ...(this.#deps.pipelineRestartPolicy

@@ -42,7 +42,34 @@ export type AgentToPage =
    * agent's media watchdog saw no media. `iceServers`, when given, replace the config's.
    */
   | { type: 'reconnect'; reason: string; iceServers?: IceServer[] }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  | ({ type: 'recording' } & RecordingStatus);
+
+/** How a kvssink fragment was acknowledged (PIC's FRAGMENT_ACK_TYPE names). */
+export type FragmentAck = 'buffering' | 'received' | 'persisted' | 'error' | 'idle' | 'undefined';
+
+/**
+ * What the agent is recording, for the page's panel: sent when it changes (throttled) and after every hello.
+ * Names only (a file's base name, the stream's name): never a path, URL or credential. Times are epoch ms.
+ */
+export interface RecordingStatus {
+  sink: 'file' | 'kvssink';
+  state: 'waiting-for-key-frame' | 'starting' | 'running' | 'restarting' | 'stopped';
+  /** Runs (files, kvssink sessions) started so far; the current one is the last. */
+  runs: number;
+  restarts: number;
+  /** The run being written, once its GStreamer is up. */
+  current?: { number: number; name: string; size: string; startedAtMs: number };
+  /** The last run that finished (file segment written, kvssink session ended). */
+  last?: { number: number; name: string; endedAtMs: number; videoFrames: number };
+  /** kvssink: acknowledgements since the agent started, and the latest one. */
+  fragments?: {
+    received: number;
+    persisted: number;
+    errors: number;
+    last?: { ack: FragmentAck; timecode: number; atMs: number };
+  };
+}
 
 export type SignalingState = 'connecting' | 'open' | 'closed';
 

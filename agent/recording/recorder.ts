@@ -39,6 +39,10 @@ export interface RecorderEvents extends Record<string, unknown[]> {
   gap: [{ kind: TrackKind; seconds: number }];
   /** Frames not written, by cause (drop metrics). */
   dropped: [{ cause: DropCause; kind: TrackKind; count: number }];
+  /** A run's GStreamer is up and takes frames (numbered from 1; `path` for files). */
+  'run-started': [{ number: number; path?: string; size: string; startedAtMs: number }];
+  /** A run finished closing (file written, kvssink session over), cleanly or not. */
+  'run-ended': [{ number: number; path?: string; summary: RecordingSummary | undefined }];
 }
 
 export interface RecorderStatus {
@@ -80,6 +84,8 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
   #restarting = false;
   #stopped = false;
   readonly #lastFrameMs: Record<TrackKind, number | null> = { video: null, audio: null };
+  /** Each run's number and file, for the run-started / run-ended events. */
+  readonly #runIds = new WeakMap<RecordingPipeline, { number: number; path?: string }>();
   readonly #status: RecorderStatus = {
     lastWrittenAtMs: null,
     state: 'waiting-for-key-frame',
@@ -179,8 +185,9 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
 
   #newRun(): RecordingPipeline {
     const sink = this.#sink;
+    const plan = sink.nextRun();
     const run = new RecordingPipeline({
-      plan: sink.nextRun(),
+      plan,
       gstLaunchPath: this.#options.gstLaunchPath,
       logger: this.#log,
       closeTimeoutMs: sink.closeTimeoutMs,
@@ -188,11 +195,17 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
       ...(sink.sequentialRuns && this.#previousClose ? { startAfter: this.#previousClose } : {}),
     });
-    this.#status.runs++;
+    const number = ++this.#status.runs;
+    const path = plan.spec.kind === 'file' ? plan.spec.path : undefined;
+    this.#runIds.set(run, { number, ...(path ? { path } : {}) });
     run.on('keyframe-needed', () => this.safeEmit('keyframe-needed'));
     run.on('failed', (err) => this.#onFailed(run, err));
-    // A run that got going ends the failure streak.
-    run.on('recording', () => this.#failures.succeeded());
+    run.on('recording', () => {
+      // A run that got going ends the failure streak.
+      this.#failures.succeeded();
+      const size = run.run?.size ?? '';
+      this.safeEmit('run-started', { number, ...(path ? { path } : {}), size, startedAtMs: Date.now() });
+    });
     return run;
   }
 
@@ -220,6 +233,13 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     this.#closingRuns.add(run);
     const forget = () => void this.#closingRuns.delete(run);
     closing.then(forget, forget);
+    const id = this.#runIds.get(run);
+    if (id) {
+      closing.then(
+        (summary) => this.safeEmit('run-ended', { ...id, summary }),
+        () => this.safeEmit('run-ended', { ...id, summary: undefined }),
+      );
+    }
     this.#closing.push(closing);
     void closing.then(
       (s) => this.#log.info({ files: s.files, videoFrames: s.video.frames }, 'run finished'),

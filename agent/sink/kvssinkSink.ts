@@ -210,7 +210,10 @@ export class KvssinkSink extends TypedEmitter<SinkEvents> implements Sink {
         const event = parseKvssinkLine(line);
         if (!event) return;
         this.#o.onEvent?.(event);
-        if (event.type === 'fragment-ack') return;
+        if (event.type === 'fragment-ack') {
+          this.safeEmit('fragment-ack', { ack: event.ack, timecode: event.timecode });
+          return;
+        }
         if (event.type === 'dropped-frame') {
           kvsLog.debug({ event }, 'kvssink dropped a frame');
           return;

@@ -1,3 +1,4 @@
+import type { FragmentAck } from '../bridge/controlProtocol.js';
 import type { TimedFrame } from '../media/timeline.js';
 import type { TypedEmitter } from '../typedEmitter.js';
 import type { SinkSpec } from './pipeline.js';
@@ -39,6 +40,8 @@ export interface SinkHealth {
 export interface SinkEvents extends Record<string, unknown[]> {
   /** The current run cannot go on (kvssink reported a stream error it will not recover from). */
   'run-failed': [Error];
+  /** kvssink acknowledged a fragment (`timecode`: the fragment's producer timestamp, ms). */
+  'fragment-ack': [{ ack: FragmentAck; timecode: number }];
 }
 
 /**

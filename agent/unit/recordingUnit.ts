@@ -17,6 +17,7 @@ import { AUDIO_CHAIN_DELAY_MS } from '../sink/pipeline.js';
 import type { Sink } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { MediaWatchdog, type WatchdogAction, type WatchdogThresholds } from './mediaWatchdog.js';
+import { RecordingStatusReporter } from './recordingStatus.js';
 
 /** Readiness needs media written within this window. */
 const MEDIA_FRESH_MS = 10_000;
@@ -42,6 +43,10 @@ export interface RecordingUnitOptions {
   metrics?: ChannelMetrics;
   pipelineRestartPolicy?: RetryPolicy;
   watchdog?: Partial<WatchdogThresholds>;
+  /** Chromium shows its window: the page then also plays the call and draws its panel for a person. */
+  headed?: boolean;
+  /** The stream kvssink writes to (its runs' name on the page); default the channel's name. */
+  streamName?: string;
 }
 
 export interface UnitEvents extends Record<string, unknown[]> {
@@ -90,6 +95,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
   readonly #timeline: MediaTimeline;
   readonly #watchdog: MediaWatchdog;
   readonly #rediscovery: RetryStreak;
+  readonly #recording: RecordingStatusReporter;
   #recorder: Recorder | undefined;
   #channel: ChannelEndpoints | undefined;
   #presigner: SignalingPresigner | undefined;
@@ -139,14 +145,20 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     });
     this.#watchdog = new MediaWatchdog(options.watchdog);
     this.#rediscovery = new RetryStreak(retryPolicy('discovery'));
+    this.#recording = new RecordingStatusReporter({
+      sink: options.sink.kind,
+      streamName: options.streamName ?? options.channel,
+      send: (status) => this.#sendControl({ type: 'recording', ...status }),
+    });
   }
 
   get channel(): string {
     return this.#o.channel;
   }
 
+  /** The bridge's page URL; `headed=1` in its fragment too when Chromium shows its window. */
   get pageUrl(): string {
-    return this.#bridge.pageUrl;
+    return this.#o.headed ? `${this.#bridge.pageUrl}&headed=1` : this.#bridge.pageUrl;
   }
 
   /** Finds the channel, readies the sink and the bridge. Rejects with a clear error (the agent exits). */
@@ -178,6 +190,11 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     recorder.on('restart', () => this.#o.metrics?.childRestart('gst'));
     recorder.on('gap', ({ kind, seconds }) => this.#o.metrics?.gap(kind, seconds));
     recorder.on('dropped', ({ cause, kind, count }) => this.#o.metrics?.dropped(cause, kind, count));
+    recorder.on('run-started', (run) => this.#recording.runStarted(run));
+    recorder.on('run-ended', ({ number, path, summary }) =>
+      this.#recording.runEnded({ number, path, videoFrames: summary?.video.frames ?? 0 }),
+    );
+    this.#o.sink.on('fragment-ack', ({ ack, timecode }) => this.#recording.fragmentAck(ack, timecode));
 
     this.#watchdogTimer = setInterval(() => this.#tick(), WATCHDOG_TICK_MS);
     this.#watchdogTimer.unref();
@@ -193,7 +210,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
       this.#detachPage();
       this.safeEmit('escalate', { action: 'relaunch-browser', reason: err.message });
     });
-    await page.open(this.#bridge.pageUrl, () => this.#waitHello(), PAGE_OPEN_TIMEOUT_MS);
+    await page.open(this.pageUrl, () => this.#waitHello(), PAGE_OPEN_TIMEOUT_MS);
   }
 
   /** Reloads the page; rejects when it does not say hello in time (its renderer hung). */
@@ -255,6 +272,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
       lastFrameMs: this.#lastFrameMs,
     });
     for (const action of actions) this.#act(action);
+    if (this.#recorder) this.#recording.recorder(this.#recorder.status());
     if (this.#pageUp && this.#state.signaling !== 'open') {
       this.#signalingDownSince ??= now;
       if (now - this.#signalingDownSince > REDISCOVER_AFTER_MS) this.#rediscover('signaling does not open');
@@ -382,6 +400,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
         this.#hello?.resolve();
         this.#configPending = true;
         void this.#sendConfig();
+        this.#recording.resend();
         return;
       case 'heartbeat':
         this.#lastHeartbeatMs = Date.now();
@@ -503,6 +522,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#bridge.stopAcceptingFrames();
     this.#sendControl({ type: 'stop' });
     this.#summaries = (await this.#recorder?.stop()) ?? [];
+    if (this.#recorder) this.#recording.recorder(this.#recorder.status());
     await this.#o.sink.close().catch((err: unknown) => this.#log.warn({ err: err }, 'sink did not close'));
     return this.#summaries;
   }
@@ -527,6 +547,7 @@ export class RecordingUnit extends TypedEmitter<UnitEvents> {
     this.#stopping = true;
     clearInterval(this.#watchdogTimer);
     clearTimeout(this.#rediscoverTimer);
+    this.#recording.close();
     await this.#bridge.close();
     this.#discovery.destroy();
   }
