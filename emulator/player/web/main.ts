@@ -150,7 +150,7 @@ async function play(resumeAt?: number): Promise<void> {
   hls?.destroy();
   hls = undefined;
   if (Hls.isSupported()) {
-    const h = new Hls({ liveSyncDurationCount: 2, enableWorker: true });
+    const h = new Hls({ liveSyncDurationCount: 2, enableWorker: true, debug: params.has('debug') });
     hls = h;
     let recovered = false;
     h.on(Hls.Events.ERROR, (_e, data: ErrorData) => {
@@ -219,7 +219,7 @@ function sample(): void {
     state.mode === 'LIVE' && state.playingDateMs !== undefined
       ? Math.max(0, Date.now() - state.playingDateMs)
       : undefined;
-  if (state.state !== 'error' && state.state !== 'waiting') {
+  if (state.state !== 'error' && state.state !== 'waiting' && !(state.state === 'ended' && video.paused)) {
     state.state = video.ended
       ? 'ended'
       : video.paused
@@ -230,6 +230,32 @@ function sample(): void {
   }
   render();
 }
+
+/**
+ * The end of an on-demand recording. hls.js marks the end of stream only once every track's buffer reaches its
+ * playlist's end; when a track's media stops a little short of the fragment length the playlist declares
+ * (an audio track ending a few ms before the video in the last fragment), it never does, and the element
+ * waits at the last frames forever. Stuck there with nothing left to load is the end.
+ */
+let lastPosition = -1;
+let stuckSince = 0;
+setInterval(() => {
+  if (state.mode !== 'ON_DEMAND' || state.state !== 'playing') return;
+  const now = Date.now();
+  if (video.currentTime !== lastPosition) {
+    lastPosition = video.currentTime;
+    stuckSince = now;
+    return;
+  }
+  const ranges = video.buffered;
+  const bufferedEnd = ranges.length ? ranges.end(ranges.length - 1) : 0;
+  const atEnd = bufferedEnd - video.currentTime < 0.5 && video.duration - bufferedEnd < 1;
+  if (atEnd && now - stuckSince > 1500) {
+    video.pause();
+    state.state = 'ended';
+    render();
+  }
+}, 250);
 
 for (const ev of ['timeupdate', 'resize', 'playing', 'pause', 'ended']) video.addEventListener(ev, sample);
 video.addEventListener('error', () => fail(`video: ${video.error?.message ?? 'media error'}`));

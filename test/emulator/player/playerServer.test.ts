@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import { CreateStreamCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
 import { expect, test, type TestInfo } from '@playwright/test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { pino } from 'pino';
 import {
   DEFAULT_WEB_ROOT,
   startPlayerServer,
   type PlayerServer,
 } from '../../../emulator/player/playerServer.js';
-import type { PlayerState } from '../../../emulator/player/playerState.js';
 import {
   DEFAULT_EMULATOR_CREDENTIALS,
   DEFAULT_STREAM_NAME,
@@ -17,6 +15,14 @@ import {
 } from '../../../emulator/server.js';
 import { putFixtureIntoStream, type FixtureUpload } from '../../support/fixtureUpload.js';
 import { RAMP_RESOLUTIONS } from '../../support/media.js';
+import {
+  launchPlayerBrowser,
+  meanDifference,
+  openPlayerPage,
+  playerState,
+  videoPicture,
+  type OpenPlayer,
+} from '../../support/playerPage.js';
 
 /**
  * The recordings player in Debian's Chromium against the emulator: the project's recorded call (with its
@@ -27,6 +33,7 @@ const credentials = { ...DEFAULT_EMULATOR_CREDENTIALS };
 let emulator: Emulator;
 let player: PlayerServer;
 let browser: Browser;
+let openPlayer: (query: string) => Promise<OpenPlayer>;
 let upload: FixtureUpload;
 
 test.describe.configure({ mode: 'serial' });
@@ -49,10 +56,8 @@ test.beforeAll(async () => {
     webRoot: DEFAULT_WEB_ROOT,
     logger: pino({ level: 'silent' }),
   });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
-  });
+  browser = await launchPlayerBrowser();
+  openPlayer = (query) => openPlayerPage(browser, player.url, query);
 });
 
 test.afterAll(async () => {
@@ -60,62 +65,6 @@ test.afterAll(async () => {
   await player?.close();
   await emulator?.stop();
 });
-
-async function openPlayer(query: string): Promise<{ page: Page; pageErrors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-  const pageErrors: string[] = [];
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  await page.goto(`${player.url}?${query}`);
-  return { page, pageErrors };
-}
-
-const playerState = (page: Page): Promise<PlayerState> =>
-  page.evaluate(() => (globalThis as unknown as { playerState: PlayerState }).playerState);
-
-/** Mean colour of a screenshot of the video element, and its pixels (RGB24) to compare two pictures. */
-async function videoPicture(page: Page): Promise<{ r: number; g: number; b: number; pixels: Buffer }> {
-  const png = await page.locator('#video').screenshot();
-  const pixels = await new Promise<Buffer>((resolve, reject) => {
-    const child = execFile(
-      'ffmpeg',
-      [
-        '-nostdin',
-        '-v',
-        'error',
-        '-f',
-        'png_pipe',
-        '-i',
-        'pipe:0',
-        '-vf',
-        'scale=160:90',
-        '-f',
-        'rawvideo',
-        '-pix_fmt',
-        'rgb24',
-        'pipe:1',
-      ],
-      { encoding: 'buffer', maxBuffer: 16 * 1024 * 1024 },
-      (err, out) => (err ? reject(new Error(err.message)) : resolve(out)),
-    );
-    child.stdin?.end(png);
-  });
-  let r = 0;
-  let g = 0;
-  let b = 0;
-  for (let i = 0; i + 2 < pixels.length; i += 3) {
-    r += pixels[i]!;
-    g += pixels[i + 1]!;
-    b += pixels[i + 2]!;
-  }
-  const n = pixels.length / 3;
-  return { r: r / n, g: g / n, b: b / n, pixels };
-}
-
-function meanDifference(a: Buffer, b: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i < Math.min(a.length, b.length); i++) sum += Math.abs(a[i]! - b[i]!);
-  return sum / Math.min(a.length, b.length);
-}
 
 function report(info: TestInfo, what: string, value: unknown): void {
   info.annotations.push({ type: what, description: JSON.stringify(value) });
