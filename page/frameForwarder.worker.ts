@@ -60,6 +60,7 @@ class FrameForwarder {
   #skipping = false;
   readonly #retries = new RetryStreak(retryPolicy('frameSocket'));
   readonly #counters: ForwarderCounters;
+  #lastKeyRtp: number | undefined;
 
   constructor(options: ForwarderOptions, transformer: RTCRtpScriptTransformer) {
     this.#kind = options.kind;
@@ -72,6 +73,7 @@ class FrameForwarder {
       frameSocketInvalid: 0,
       bytesForwarded: 0,
       keyFrames: 0,
+      keyFrameIntervalMs: 0,
       keyFrameRequests: 0,
       keyFrameRequestFailures: 0,
       mimeType: '',
@@ -164,7 +166,14 @@ class FrameForwarder {
     const meta = frame.getMetadata() as FrameMetadata;
     const key = this.#kind === 'video' ? frame.type === 'key' : true;
     if (this.#kind === 'video') {
-      if (key) c.keyFrames++;
+      if (key) {
+        c.keyFrames++;
+        // RTP time, not arrival time: what the master's encoder did, whatever the network did to it.
+        const rtp = meta.rtpTimestamp ?? frame.timestamp;
+        if (this.#lastKeyRtp !== undefined)
+          c.keyFrameIntervalMs = Math.round(((rtp - this.#lastKeyRtp) >>> 0) / 90);
+        this.#lastKeyRtp = rtp;
+      }
       this.#keyFrames?.onFrame(key);
       c.keyFrameRequests = this.#keyFrames?.requests ?? 0;
       c.keyFrameRequestFailures = this.#keyFrames?.failures ?? 0;

@@ -8,14 +8,18 @@ import type {
   IceServer,
   MasterAnswerState,
   PageCounters,
+  RecordingStatus,
   TrackStats,
 } from '../agent/bridge/controlProtocol.js';
 import type { TrackKind } from '../agent/bridge/wire.js';
 import { RetryStreak, retryPolicy } from '../agent/policy/backoff.js';
+import { readAudioLevel } from './audioMeter.js';
 import { ControlChannel } from './controlChannel.js';
+import { parseRecordingStatus } from './recordingStatus.js';
 import { installSignalingTap } from './signalingTap.js';
 import { StatusPanel } from './statusPanel.js';
 import { TrackStatsCollector, type PanelTrackStats } from './trackStats.js';
+import { VideoView } from './videoView.js';
 import {
   ViewerSession,
   type LogLevel,
@@ -25,6 +29,9 @@ import {
 } from './viewerSession.js';
 
 const STATS_INTERVAL_MS = 2_000;
+/** Headed: a person watches the sparklines, and the meter must follow speech. */
+const HEADED_STATS_INTERVAL_MS = 1_000;
+const AUDIO_LEVEL_INTERVAL_MS = 200;
 const HEARTBEAT_INTERVAL_MS = 1_000;
 /** An offer unanswered this long is worth a warning ("master not answering"), repeated at this interval. */
 const MASTER_WAIT_WARN_AFTER_MS = 10_000;
@@ -38,6 +45,13 @@ interface ViewerStatus {
   stopped: boolean;
   counters: PageCounters;
   heartbeats: number;
+  headed: boolean;
+  /** The agent's latest `recording` message, once one came. */
+  recording?: RecordingStatus;
+  /** Headed only: the last inbound-rtp audioLevel read for the meter. */
+  audioLevel?: number;
+  /** `recording` messages that failed validation. */
+  recordingInvalid: number;
 }
 
 declare global {
@@ -48,7 +62,13 @@ declare global {
 
 installSignalingTap();
 
-const panel = new StatusPanel(document.querySelector<HTMLElement>('#app') ?? document.body);
+const pageParams = new URLSearchParams(location.hash.slice(1));
+/** Set by the agent when Chromium shows its window (`--headed`): only then is the call rendered. */
+const headed = pageParams.get('headed') === '1';
+const video = headed ? new VideoView() : undefined;
+const panel = new StatusPanel(document.querySelector<HTMLElement>('#app') ?? document.body, {
+  ...(video ? { video } : {}),
+});
 const status: ViewerStatus = {
   state: { signaling: 'closed', peer: 'new', ice: 'new', master: 'none' },
   tracks: {},
@@ -64,6 +84,8 @@ const status: ViewerStatus = {
     frameSocketInvalid: 0,
   },
   heartbeats: 0,
+  headed,
+  recordingInvalid: 0,
 };
 window.viewerStatus = status;
 const collector = new TrackStatsCollector();
@@ -100,7 +122,7 @@ function sleep(ms: number): Promise<void> {
 
 function toAgentStats(s: PanelTrackStats | undefined): TrackStats | undefined {
   if (!s) return undefined;
-  const { framesSkipped: _skipped, ...rest } = s;
+  const { framesSkipped: _skipped, keyFrameIntervalMs: _interval, ...rest } = s;
   return rest;
 }
 
@@ -162,6 +184,15 @@ async function runSessions(channel: ControlChannel): Promise<void> {
       status.stopped = true;
       session?.close('the agent asked to stop');
       wakeSleeper?.();
+    } else if (msg.type === 'recording') {
+      const recording = parseRecordingStatus(msg);
+      if (recording) {
+        status.recording = recording;
+        panel.showRecording(recording);
+      } else {
+        const n = ++status.recordingInvalid;
+        if (n <= 5 || n % 100 === 0) log('warn', 'invalid recording status from the agent', { count: n });
+      }
     } else if (msg.type === 'reconnect') {
       // Escalation from the agent (e.g. its media watchdog): a new session now, no backoff.
       iceOverride = msg.iceServers;
@@ -189,12 +220,15 @@ async function runSessions(channel: ControlChannel): Promise<void> {
     // A request that came while this session was being set up is answered by this session itself.
     asked.immediate = false;
     collector.reset();
+    panel.clearTracks();
     session = new ViewerSession(config, hooks, { earlierOffersQueued: lastEnd?.unanswered ?? false });
     status.sessions++;
     session.start();
+    video?.attach(session.peerConnection);
     const end = await session.ended;
     lastEnd = end;
     session = undefined;
+    video?.detach();
     if (!channel.isOpen || status.stopped) break;
     if (asked.immediate || end.immediate) {
       streak.succeeded();
@@ -236,26 +270,41 @@ function heartbeat(): void {
 }
 
 async function main(): Promise<void> {
-  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  const token = pageParams.get('token');
   if (!token) {
     panel.appendLog('error', 'no #token=… in the page URL: this page is opened by the agent');
     return;
   }
   // From the main thread on purpose: a hung main thread is what the agent must notice.
   setInterval(heartbeat, HEARTBEAT_INTERVAL_MS);
-  setInterval(() => {
-    collector
-      .collect(session?.peerConnection)
-      .then((tracks) => {
-        status.tracks = tracks;
-        panel.showTracks(tracks);
-        const video = toAgentStats(tracks.video);
-        const audio = toAgentStats(tracks.audio);
-        if (video || audio)
-          control?.send({ type: 'stats', ...(video ? { video } : {}), ...(audio ? { audio } : {}) });
-      })
-      .catch((err: unknown) => log('warn', `getStats failed: ${String(err)}`));
-  }, STATS_INTERVAL_MS);
+  setInterval(
+    () => {
+      collector
+        .collect(session?.peerConnection)
+        .then((tracks) => {
+          status.tracks = tracks;
+          panel.showTracks(tracks);
+          const video = toAgentStats(tracks.video);
+          const audio = toAgentStats(tracks.audio);
+          if (video || audio)
+            control?.send({ type: 'stats', ...(video ? { video } : {}), ...(audio ? { audio } : {}) });
+        })
+        .catch((err: unknown) => log('warn', `getStats failed: ${String(err)}`));
+    },
+    headed ? HEADED_STATS_INTERVAL_MS : STATS_INTERVAL_MS,
+  );
+  if (headed) {
+    setInterval(() => {
+      readAudioLevel(session?.peerConnection).then(
+        (level) => {
+          if (level === undefined) delete status.audioLevel;
+          else status.audioLevel = level;
+          panel.audioMeter.show(level);
+        },
+        () => panel.audioMeter.show(undefined),
+      );
+    }, AUDIO_LEVEL_INTERVAL_MS);
+  }
 
   const streak = new RetryStreak(retryPolicy('controlSocket'));
   while (!status.stopped) {

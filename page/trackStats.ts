@@ -15,6 +15,8 @@ interface InboundRtp {
 
 export interface PanelTrackStats extends TrackStats {
   framesSkipped: number;
+  /** Video: between the last two key frames (RTP time), ms; 0 until two were seen. */
+  keyFrameIntervalMs: number;
 }
 
 /**
@@ -60,6 +62,7 @@ export class TrackStatsCollector {
         keyFrames: counters?.keyFrames ?? 0,
         keyFrameRequests: counters?.keyFrameRequests ?? 0,
         framesSkipped: counters?.framesSkipped ?? 0,
+        keyFrameIntervalMs: counters?.keyFrameIntervalMs ?? 0,
       };
     }
     return out;

@@ -22,6 +22,8 @@ export interface ForwarderCounters {
   frameSocketInvalid: number;
   bytesForwarded: number;
   keyFrames: number;
+  /** Video: RTP time between the last two key frames, ms; 0 until two were seen. */
+  keyFrameIntervalMs: number;
   keyFrameRequests: number;
   keyFrameRequestFailures: number;
   mimeType: string;

@@ -24,6 +24,13 @@ export const CHROMIUM_FLAGS: readonly string[] = [
   '--disable-backgrounding-occluded-windows',
 ];
 
+/**
+ * Headed only: the page plays the call out (its meter reads inbound-rtp `audioLevel`, which Chromium
+ * computes after the element's volume, so a muted element reads silence — measured, Chromium 156) into a
+ * fake audio output: nothing is heard, and no sound device is needed (Xvfb, containers).
+ */
+export const HEADED_CHROMIUM_FLAGS: readonly string[] = ['--disable-audio-output'];
+
 export interface ViewerBrowserOptions {
   executablePath: string;
   headed: boolean;
@@ -132,7 +139,7 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
           executablePath: this.#options.executablePath,
           headless: !this.#options.headed,
           userDataDir: this.#userDataDir,
-          args: [...CHROMIUM_FLAGS],
+          args: [...CHROMIUM_FLAGS, ...(this.#options.headed ? HEADED_CHROMIUM_FLAGS : [])],
           // A pipe instead of a debugging port: nothing else can attach, and Chromium exits with the agent
           // even if the agent is SIGKILLed.
           pipe: true,

@@ -1,12 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@playwright/test';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { createLogger } from '../../agent/log.js';
+import { DEFAULT_EMULATOR_CREDENTIALS } from '../../emulator/server.js';
 import { spawnAgent, type AgentLogLine, type AgentProcess } from '../../scripts/lib/agentProcess.js';
 import { startDemoStack, type DemoStack } from '../../scripts/lib/demoStack.js';
 
@@ -19,6 +21,9 @@ const run = promisify(execFile);
 const logger = createLogger({ level: 'warn' });
 const WIDTH = 1280;
 const HEIGHT = 800;
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
+/** Handed out by the emulator's GetIceServerConfig: it must never reach the screen. */
+const TURN_PASSWORD = 'turn-password-must-not-show-4f1c';
 
 interface Xvfb {
   display: string;
@@ -105,12 +110,112 @@ interface StatsLine extends AgentLogLine {
   video?: { framesForwarded?: number };
 }
 
+/**
+ * The agent's Chromium has no debugging port (a pipe only). The test starts it through this wrapper, which
+ * adds one and notes the profile directory, where Chromium writes the port it picked: so the test can read the
+ * agent's own page.
+ */
+async function chromiumWithDebugPort(dir: string): Promise<{ path: string; port: () => Promise<number> }> {
+  const path = join(dir, 'chromium-with-debug-port.sh');
+  const note = join(dir, 'user-data-dir');
+  await writeFile(
+    path,
+    [
+      '#!/bin/sh',
+      'for a in "$@"; do',
+      `  case "$a" in --user-data-dir=*) printf '%s' "\${a#--user-data-dir=}" > '${note}';; esac`,
+      'done',
+      `exec '${CHROMIUM}' --remote-debugging-port=0 "$@"`,
+      '',
+    ].join('\n'),
+  );
+  await chmod(path, 0o755);
+  const port = async () => {
+    const profile = await readFile(note, 'utf8');
+    const active = await readFile(join(profile, 'DevToolsActivePort'), 'utf8');
+    return Number(active.split('\n')[0]);
+  };
+  return { path, port };
+}
+
+/** What the test reads off the viewer page, in one evaluate. */
+interface PanelReading {
+  innerWidth: number;
+  innerHeight: number;
+  scrollWidth: number;
+  clientWidth: number;
+  scrollHeight: number;
+  video: { width: number; height: number; time: number; paused: boolean; mean: number; stddev: number };
+  /** A 32×18 gray thumbnail of the current video frame, to tell a moving picture from a frozen one. */
+  thumb: number[];
+  audioLevel: number;
+  sparkPoints: Record<string, number>;
+  resolutionText: string;
+  trackSize: string;
+  recording: { state: string; run: string; recorder: string };
+  text: string;
+  html: string;
+  hashToken: string;
+}
+
+/**
+ * Runs in the page (as source text: this file is compiled without the DOM library). The video frame is
+ * drawn into a tiny canvas: a remote WebRTC stream does not taint it.
+ */
+const READ_PANEL = `(() => {
+  const doc = document;
+  const v = doc.querySelector('video');
+  const canvas = doc.createElement('canvas');
+  canvas.width = 32;
+  canvas.height = 18;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(v, 0, 0, 32, 18);
+  const px = ctx.getImageData(0, 0, 32, 18).data;
+  const thumb = [];
+  for (let i = 0; i < px.length; i += 4) thumb.push((px[i] + px[i + 1] + px[i + 2]) / 3);
+  const mean = thumb.reduce((a, b) => a + b, 0) / thumb.length;
+  const stddev = Math.sqrt(thumb.reduce((a, b) => a + (b - mean) ** 2, 0) / thumb.length);
+  const sparkPoints = {};
+  for (const f of doc.querySelectorAll('[data-spark]')) sparkPoints[f.dataset.spark] = Number(f.dataset.points);
+  const video = window.viewerStatus.tracks.video;
+  const field = (sel) => doc.querySelector(sel)?.textContent ?? '';
+  const scrolling = doc.scrollingElement;
+  return {
+    innerWidth,
+    innerHeight,
+    scrollWidth: scrolling.scrollWidth,
+    clientWidth: scrolling.clientWidth,
+    scrollHeight: scrolling.scrollHeight,
+    video: { width: v.videoWidth, height: v.videoHeight, time: v.currentTime, paused: v.paused, mean, stddev },
+    thumb,
+    audioLevel: Number(doc.querySelector('[data-field="audioLevel"]')?.dataset.level),
+    sparkPoints,
+    resolutionText: field('[data-field="resolution"]'),
+    trackSize: video ? video.width + 'x' + video.height : '',
+    recording: {
+      state: doc.querySelector('#recording')?.dataset.state ?? '',
+      run: field('#recording [data-field="run"]'),
+      recorder: field('#recording [data-field="recorder"]'),
+    },
+    text: doc.body.innerText,
+    html: doc.documentElement.outerHTML,
+    hashToken: new URLSearchParams(location.hash.slice(1)).get('token') ?? '',
+  };
+})()`;
+
+function readPanel(page: Page): Promise<PanelReading> {
+  return page.evaluate<PanelReading>(READ_PANEL);
+}
+
 let dir: string;
 let xvfb: Xvfb | undefined;
 let stack: DemoStack | undefined;
 let agent: AgentProcess | undefined;
+let cdp: Browser | undefined;
 
 test.afterAll(async () => {
+  // Only the test's own connection goes: the agent owns its Chromium.
+  await cdp?.close().catch(() => undefined);
   if (agent && agent.child.exitCode === null && agent.child.signalCode === null) {
     process.kill(-agent.child.pid!, 'SIGKILL');
     await agent.exited;
@@ -133,7 +238,22 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
   );
   dir = await mkdtemp(join(tmpdir(), 'kvs-agent-headed-'));
   xvfb = await startXvfb(dir);
-  stack = await startDemoStack({ logger, maintainResolution: true });
+  stack = await startDemoStack({
+    logger,
+    maintainResolution: true,
+    // A TURN server that is not there (nothing listens on port 9): only its password matters here.
+    emulator: {
+      iceServers: [
+        {
+          Uris: ['turn:127.0.0.1:9?transport=tcp'],
+          Username: 'turn-user',
+          Password: TURN_PASSWORD,
+          Ttl: 300,
+        },
+      ],
+    },
+  });
+  const wrapper = await chromiumWithDebugPort(dir);
   // As `npm run demo -- --headed` under xvfb-run starts it: the display comes from the environment.
   agent = spawnAgent({
     args: [
@@ -144,8 +264,10 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
       '--output-dir',
       dir,
       '--headed',
+      '--chromium-path',
+      wrapper.path,
       '--duration',
-      '20',
+      '40',
       '--log-level',
       'debug',
     ],
@@ -175,6 +297,90 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
     type: 'measured',
     description: `page reported ${forwarded(second)} video frames forwarded; display ${xvfb.display}${xvfb.authFile ? ' with a cookie' : ''}`,
   });
+
+  const recording = await agent.waitForLog(
+    (l) => l.msg === 'recording' && typeof l.path === 'string',
+    30_000,
+  );
+  const segment = basename(recording.path as string);
+
+  // The agent's own page, through the wrapper's debugging port.
+  cdp = await chromium.connectOverCDP(`http://127.0.0.1:${await wrapper.port()}`);
+  const page = cdp
+    .contexts()
+    .flatMap((c) => c.pages())
+    .find((p) => p.url().includes('/page/index.html'));
+  expect(page, 'the viewer page in the agent Chromium').toBeDefined();
+  const viewer = page!;
+
+  // Video plays: decoded frames of the master's size, time advancing, a picture that is neither black nor still.
+  await expect
+    .poll(async () => (await readPanel(viewer)).video.width, { timeout: 20_000 })
+    .toBeGreaterThan(0);
+  const before = await readPanel(viewer);
+  // Sparklines draw a point per stats report (1 s headed): wait until every line has a few.
+  await expect
+    .poll(async () => Math.min(...Object.values((await readPanel(viewer)).sparkPoints)), { timeout: 20_000 })
+    .toBeGreaterThanOrEqual(4);
+  const levels = new Set<number>();
+  for (let i = 0; i < 15; i++) {
+    levels.add((await readPanel(viewer)).audioLevel);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const after = await readPanel(viewer);
+  expect(after.video.paused).toBe(false);
+  expect(after.video.time).toBeGreaterThan(before.video.time + 1);
+  expect(after.video.stddev, 'the video frame is not flat (black)').toBeGreaterThan(5);
+  const moved =
+    after.thumb.reduce((sum, v, i) => sum + Math.abs(v - before.thumb[i]!), 0) / after.thumb.length;
+  expect(moved, 'the picture changes between two readings').toBeGreaterThan(0.5);
+
+  // The audio meter follows the fake microphone's beeps.
+  const heard = [...levels].filter((l) => l > 0);
+  expect(heard.length, `audio levels seen: ${[...levels].join(', ')}`).toBeGreaterThan(0);
+  expect(levels.size).toBeGreaterThan(1);
+
+  expect(Object.keys(after.sparkPoints).sort()).toEqual([
+    'audio-bitrate',
+    'video-bitrate',
+    'video-fps',
+    'video-keyframe-interval',
+  ]);
+
+  // The resolution shown is the one the track stats report, and what the video element decodes.
+  expect(after.trackSize).toMatch(/^\d+x\d+$/);
+  expect(after.resolutionText.startsWith(`${after.trackSize} `)).toBe(true);
+  expect(`${after.video.width}x${after.video.height}`).toBe(after.trackSize);
+
+  // The recording state comes from the agent: running, this very file segment.
+  expect(after.recording.state).toBe('running');
+  expect(after.recording.recorder).toContain('file');
+  expect(after.recording.run).toContain(segment);
+  expect(after.recording.run).toContain('#1');
+
+  // Fits Chromium's default window: no horizontal scrolling.
+  expect(after.scrollWidth).toBeLessThanOrEqual(after.clientWidth);
+
+  // Nothing secret on the page: AWS keys, signatures, the TURN password, the bridge token.
+  const secrets = [
+    DEFAULT_EMULATOR_CREDENTIALS.secretAccessKey,
+    DEFAULT_EMULATOR_CREDENTIALS.accessKeyId,
+    'X-Amz-',
+    'Signature',
+    TURN_PASSWORD,
+    after.hashToken,
+  ];
+  expect(after.hashToken.length).toBeGreaterThan(10);
+  for (const secret of secrets) {
+    expect(after.text, `page text shows ${secret}`).not.toContain(secret);
+    expect(after.html, `page markup holds ${secret}`).not.toContain(secret);
+  }
+  testInfo.annotations.push({
+    type: 'measured',
+    description: `viewer ${after.innerWidth}x${after.innerHeight} (scroll ${after.scrollWidth}x${after.scrollHeight}); video ${after.trackSize}, ${after.video.time.toFixed(1)} s played; audio levels ${[...levels].map((l) => l.toFixed(3)).join(' ')}; sparkline points ${JSON.stringify(after.sparkPoints)}; recording "${after.recording.run}"`,
+  });
+  await cdp.close();
+  cdp = undefined;
 
   const shot = join(dir, 'viewer-headed.png');
   const gray = await screenshot(xvfb, shot);
