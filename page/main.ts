@@ -15,6 +15,7 @@ import type { TrackKind } from '../agent/bridge/wire.js';
 import { RetryStreak, retryPolicy } from '../agent/policy/backoff.js';
 import { readAudioLevel } from './audioMeter.js';
 import { ControlChannel } from './controlChannel.js';
+import { takePageParams } from './pageParams.js';
 import { parseRecordingStatus } from './recordingStatus.js';
 import { installSignalingTap } from './signalingTap.js';
 import { StatusPanel } from './statusPanel.js';
@@ -62,7 +63,7 @@ declare global {
 
 installSignalingTap();
 
-const pageParams = new URLSearchParams(location.hash.slice(1));
+const pageParams = takePageParams();
 /** Set by the agent when Chromium shows its window (`--headed`): only then is the call rendered. */
 const headed = pageParams.get('headed') === '1';
 const video = headed ? new VideoView() : undefined;

@@ -155,7 +155,9 @@ interface PanelReading {
   recording: { state: string; run: string; recorder: string };
   text: string;
   html: string;
-  hashToken: string;
+  /** The bridge token, as the page keeps it (out of the URL). */
+  token: string;
+  href: string;
 }
 
 /**
@@ -199,7 +201,8 @@ const READ_PANEL = `(() => {
     },
     text: doc.body.innerText,
     html: doc.documentElement.outerHTML,
-    hashToken: new URLSearchParams(location.hash.slice(1)).get('token') ?? '',
+    token: new URLSearchParams(sessionStorage.getItem('webrtc-kvs-agent-viewer-params') ?? '').get('token') ?? '',
+    href: location.href,
   };
 })()`;
 
@@ -368,9 +371,10 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
     'X-Amz-',
     'Signature',
     TURN_PASSWORD,
-    after.hashToken,
+    after.token,
   ];
-  expect(after.hashToken.length).toBeGreaterThan(10);
+  expect(after.token.length).toBeGreaterThan(10);
+  expect(after.href, 'the address bar shows no token').not.toContain(after.token);
   for (const secret of secrets) {
     expect(after.text, `page text shows ${secret}`).not.toContain(secret);
     expect(after.html, `page markup holds ${secret}`).not.toContain(secret);
