@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_WEB_ROOT, startPlayerServer } from './player/playerServer.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator } from './server.js';
@@ -8,7 +9,8 @@ import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator } from './server.js';
  * 4566), KVS_EMULATOR_HOST (default 127.0.0.1), LOG_LEVEL (default warn),
  * KVS_EMULATOR_CONTAINER_CREDENTIALS_TTL_SECONDS (serve the ECS-style credentials endpoint; the line then ends
  * with AWS_CONTAINER_CREDENTIALS_FULL_URI=…), KVS_EMULATOR_CONTAINER_AUTHORIZATION_TOKEN (token it requires),
- * KVS_EMULATOR_PLAYER_PORT (the recordings player page, default the emulator's port + 1; 0 = any free port).
+ * KVS_EMULATOR_PLAYER_PORT (the recordings player page, default the emulator's port + 1; 0 = any free port),
+ * KVS_EMULATOR_RECORDINGS_DIR (file-sink recordings the player also offers, default `recordings/` here).
  */
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
 const port = Number(process.env.KVS_EMULATOR_PORT ?? 4566);
@@ -56,6 +58,7 @@ const player = await startPlayerServer({
   endpoint: emulator.url,
   credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
   webRoot: DEFAULT_WEB_ROOT,
+  recordingsDir: process.env.KVS_EMULATOR_RECORDINGS_DIR || join(import.meta.dirname, '..', 'recordings'),
   port: Number.isInteger(playerPort) && playerPort >= 0 ? playerPort : 0,
   host: process.env.KVS_EMULATOR_HOST ?? '127.0.0.1',
   logger: logger.child({ component: 'player' }),

@@ -7,7 +7,7 @@
  * the recordings player's URL; in a terminal (or with --keep) it serves the player until Ctrl-C.
  */
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../agent/log.js';
 import type { RecordingSummary } from '../agent/recording/recordingStats.js';
@@ -170,9 +170,16 @@ async function main(): Promise<void> {
       endpoint: stack.emulator.url,
       credentials: { ...DEFAULT_EMULATOR_CREDENTIALS },
       webRoot: DEFAULT_WEB_ROOT,
+      recordingsDir: join(ROOT, 'recordings'),
       logger: logger.child({ component: 'player' }),
     });
-    console.log(`  player:             ${player.url}?stream=${DEFAULT_STREAM_NAME}`);
+    // With kvssink the recording is in the emulator's stream (played through its HLS session URL); the file
+    // sink's segments are played from disk.
+    const query =
+      sink === 'kvssink'
+        ? `stream=${DEFAULT_STREAM_NAME}`
+        : `local=${encodeURIComponent(basename(outputDir))}`;
+    console.log(`  player:             ${player.url}?${query}`);
     // In a terminal (or with --keep) the emulator and the player stay up so that the recording can be watched.
     if (values.keep || process.stdout.isTTY) {
       console.log('\nServing the player until Ctrl-C…');

@@ -1,8 +1,9 @@
 /**
- * `npm run player [-- --region R --endpoint URL --port P]`: the recordings player for Kinesis video streams
+ * `npm run player [-- --region R --endpoint URL --port P --recordings DIR]`: the recordings player for Kinesis video streams
  * in AWS (or any endpoint speaking the KVS APIs). Credentials come from the standard AWS chain (env, profile,
  * SSO, instance or task role) and stay in this process: the page gets HLS session URLs only. Region from
- * --region, else AWS_REGION, else ap-northeast-1. Serves until Ctrl-C.
+ * --region, else AWS_REGION, else ap-northeast-1. --recordings: a directory of file-sink recordings to offer
+ * as well. Serves until Ctrl-C.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../agent/log.js';
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     region: { type: 'string' },
     endpoint: { type: 'string' },
     port: { type: 'string', default: '8088' },
+    recordings: { type: 'string' },
   },
 });
 const port = Number(values.port);
@@ -25,6 +27,7 @@ const player = await startPlayerServer({
   region,
   ...(values.endpoint ? { endpoint: values.endpoint } : {}),
   webRoot: DEFAULT_WEB_ROOT,
+  ...(values.recordings ? { recordingsDir: values.recordings } : {}),
   port,
   logger: createLogger({ level: 'warn' }),
 });

@@ -5,12 +5,15 @@ import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { LocalRecordings, type LocalSegment } from './localRecordings.js';
 import { StreamCatalog, type StreamCatalogOptions } from './streamCatalog.js';
 
 /** Where Vite puts the player page inside the built web root (`dist/web`). */
 export const PLAYER_PAGE_PATH = '/emulator/player/web/';
 
 export interface PlayerServerOptions extends StreamCatalogOptions {
+  /** The file sink's recordings to offer too (MPEG-TS segments played as HLS), e.g. `recordings/`. */
+  recordingsDir?: string;
   /** The built web root (`dist/web`) holding the player page. */
   webRoot: string;
   port?: number;
@@ -79,6 +82,49 @@ export async function startPlayerServer(options: PlayerServerOptions): Promise<P
     const body = playbackBody.safeParse(req.body);
     if (!body.success) return badRequest(res, body.error);
     catalog.playback(req.params.name, body.data).then((session) => res.json(session), next);
+  });
+  const local = options.recordingsDir ? new LocalRecordings(options.recordingsDir) : undefined;
+  app.get('/api/local', (_req, res, next) => {
+    (local ? local.list() : Promise.resolve([])).then((recordings) => res.json({ recordings }), next);
+  });
+  const localName = z.object({ name: z.string().min(1).max(300) });
+  const withSegments = (
+    handler: (req: Request, res: Response, name: string, segments: LocalSegment[]) => void,
+  ) => {
+    return (req: Request, res: Response, next: NextFunction): void => {
+      const query = localName.safeParse(req.query);
+      if (!query.success) return badRequest(res, query.error);
+      (local ? local.segments(query.data.name) : Promise.resolve(undefined)).then((segments) => {
+        if (!segments) {
+          res
+            .status(404)
+            .json({ error: 'ResourceNotFoundException', message: `no recording ${query.data.name}` });
+          return;
+        }
+        handler(req, res, query.data.name, segments);
+      }, next);
+    };
+  };
+  app.get(
+    '/api/local/fragments',
+    withSegments((_req, res, _name, segments) => res.json(LocalRecordings.timeline(segments))),
+  );
+  app.get(
+    '/local/playlist.m3u8',
+    withSegments((_req, res, name, segments) => {
+      const uri = (file: string) => `segment.ts?${new URLSearchParams({ name, file }).toString()}`;
+      res.type('application/vnd.apple.mpegurl').send(LocalRecordings.playlist(segments, uri));
+    }),
+  );
+  app.get('/local/segment.ts', (req, res) => {
+    const name = typeof req.query.name === 'string' ? req.query.name : '';
+    const file = typeof req.query.file === 'string' ? req.query.file : '';
+    const path = local?.segmentPath(name, file);
+    if (!path || !existsSync(path)) {
+      res.status(404).json({ error: 'ResourceNotFoundException', message: 'no such segment' });
+      return;
+    }
+    res.type('video/mp2t').sendFile(path);
   });
   if (existsSync(options.webRoot)) {
     app.use(express.static(options.webRoot, { index: ['index.html'] }));

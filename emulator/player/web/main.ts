@@ -21,6 +21,7 @@ interface PlaybackSession {
   expiresAtMs: number;
 }
 type Mode = PlaybackMode;
+type Source = PlayerState['source'];
 
 declare global {
   interface Window {
@@ -36,6 +37,7 @@ const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) 
 const video = $<HTMLVideoElement>('video');
 const state: PlayerState = {
   stream: undefined,
+  source: 'kvs',
   mode: undefined,
   state: 'idle',
   width: 0,
@@ -70,42 +72,70 @@ function fail(message: string): void {
   render();
 }
 
+function sourceButton(name: string, source: Source, title: string): HTMLButtonElement {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.dataset.stream = name;
+  b.dataset.source = source;
+  b.textContent = name;
+  b.title = title;
+  b.addEventListener(
+    'click',
+    () => void select(name, source === 'local' ? 'ON_DEMAND' : (state.mode ?? 'ON_DEMAND'), source),
+  );
+  return b;
+}
+
 async function listStreams(): Promise<void> {
-  const { streams } = await api<{ streams: StreamSummary[] }>('/api/streams');
+  const [{ streams }, { recordings }] = await Promise.all([
+    api<{ streams: StreamSummary[] }>('/api/streams'),
+    api<{ recordings: { name: string; segments: number }[] }>('/api/local'),
+  ]);
   const box = $('streams');
   box.replaceChildren(
-    ...streams.map((s) => {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.dataset.stream = s.name;
-      b.textContent = s.name;
-      b.title = `${s.status}, ${s.mediaType ?? 'no media type'}, retention ${s.retentionHours} h`;
-      b.addEventListener('click', () => void select(s.name, state.mode ?? 'ON_DEMAND'));
-      return b;
-    }),
+    ...streams.map((s) =>
+      sourceButton(
+        s.name,
+        'kvs',
+        `${s.status}, ${s.mediaType ?? 'no media type'}, retention ${s.retentionHours} h`,
+      ),
+    ),
   );
   if (streams.length === 0) box.textContent = 'No streams.';
+  $('local').replaceChildren(
+    ...recordings.map((r) => sourceButton(r.name, 'local', `${r.segments} MPEG-TS segments (file sink)`)),
+  );
+  $('local-section').hidden = recordings.length === 0;
+  const local = params.get('local');
+  if (local) return select(local, 'ON_DEMAND', 'local');
   const wanted = params.get('stream') ?? streams[0]?.name;
   if (wanted) await select(wanted, params.get('mode') === 'LIVE' ? 'LIVE' : 'ON_DEMAND');
 }
 
 async function refreshTimeline(): Promise<void> {
   if (!state.stream) return;
-  timeline = await api<FragmentTimeline>(`/api/streams/${encodeURIComponent(state.stream)}/fragments`);
+  timeline = await api<FragmentTimeline>(
+    state.source === 'local'
+      ? `/api/local/fragments?${new URLSearchParams({ name: state.stream }).toString()}`
+      : `/api/streams/${encodeURIComponent(state.stream)}/fragments`,
+  );
   state.fragments = timeline.fragments.length;
   state.gaps = timeline.gaps.length;
   render();
 }
 
-async function select(stream: string, mode: Mode): Promise<void> {
+async function select(stream: string, mode: Mode, source: Source = 'kvs'): Promise<void> {
   state.stream = stream;
+  state.source = source;
   state.mode = mode;
   state.state = 'loading';
   state.resolutionsSeen = [];
-  for (const b of document.querySelectorAll<HTMLButtonElement>('#streams button')) {
-    b.setAttribute('aria-current', String(b.dataset.stream === stream));
+  for (const b of document.querySelectorAll<HTMLButtonElement>('nav button')) {
+    b.setAttribute('aria-current', String(b.dataset.stream === stream && b.dataset.source === source));
   }
-  $('title').textContent = `${stream} — ${mode === 'LIVE' ? 'live' : 'whole recording'}`;
+  $('title').textContent =
+    `${stream} — ${mode === 'LIVE' ? 'live' : source === 'local' ? 'files on disk' : 'whole recording'}`;
+  $<HTMLButtonElement>('live').disabled = source === 'local';
   try {
     await refreshTimeline();
     await play();
@@ -129,6 +159,12 @@ async function select(stream: string, mode: Mode): Promise<void> {
 /** Gets a session URL and plays it; called again before the session expires, at the same position. */
 async function play(resumeAt?: number): Promise<void> {
   if (!state.stream || !state.mode) return;
+  if (state.source === 'local') {
+    // The file sink's segments: a playlist served beside them, no session and nothing to renew.
+    attach(`/local/playlist.m3u8?${new URLSearchParams({ name: state.stream }).toString()}`, resumeAt);
+    await video.play().catch(() => undefined);
+    return;
+  }
   const container = $<HTMLSelectElement>('container').value;
   const body =
     state.mode === 'ON_DEMAND'
@@ -147,6 +183,12 @@ async function play(resumeAt?: number): Promise<void> {
     () => void play(video.currentTime).catch((e: unknown) => fail(String(e))),
     Math.max(10_000, session.expiresAtMs - Date.now() - 60_000),
   );
+  attach(session.url, resumeAt);
+  await video.play().catch(() => undefined);
+}
+
+/** Plays an HLS URL with hls.js (MSE), or natively where MSE is missing. */
+function attach(url: string, resumeAt: number | undefined): void {
   hls?.destroy();
   hls = undefined;
   if (Hls.isSupported()) {
@@ -169,19 +211,18 @@ async function play(resumeAt?: number): Promise<void> {
       fail(`player: ${data.type} ${data.details}${data.response ? ` (HTTP ${data.response.code})` : ''}`);
       state.state = 'error';
     });
-    h.loadSource(session.url);
+    h.loadSource(url);
     h.attachMedia(video);
   } else {
-    video.src = session.url;
+    video.src = url;
   }
   if (resumeAt !== undefined)
     video.addEventListener('loadedmetadata', () => (video.currentTime = resumeAt), { once: true });
-  await video.play().catch(() => undefined);
 }
 
 function render(): void {
   const rows: [string, string][] = [
-    ['stream', state.stream ?? '—'],
+    ['stream', state.stream ? `${state.stream}${state.source === 'local' ? ' (files)' : ''}` : '—'],
     ['mode', state.mode ?? '—'],
     ['state', state.state],
     ['resolution', state.width ? `${state.width}x${state.height}` : '—'],
@@ -259,8 +300,11 @@ setInterval(() => {
 
 for (const ev of ['timeupdate', 'resize', 'playing', 'pause', 'ended']) video.addEventListener(ev, sample);
 video.addEventListener('error', () => fail(`video: ${video.error?.message ?? 'media error'}`));
-$('live').addEventListener('click', () => state.stream && void select(state.stream, 'LIVE'));
-$('ondemand').addEventListener('click', () => state.stream && void select(state.stream, 'ON_DEMAND'));
+$('live').addEventListener('click', () => state.stream && void select(state.stream, 'LIVE', state.source));
+$('ondemand').addEventListener(
+  'click',
+  () => state.stream && void select(state.stream, 'ON_DEMAND', state.source),
+);
 setInterval(() => {
   if (state.mode === 'LIVE') void refreshTimeline().catch((e: unknown) => fail(String(e)));
 }, 4000);

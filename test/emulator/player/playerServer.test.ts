@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CreateStreamCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
 import { expect, test, type TestInfo } from '@playwright/test';
 import type { Browser } from 'playwright-core';
@@ -14,7 +19,7 @@ import {
   type Emulator,
 } from '../../../emulator/server.js';
 import { putFixtureIntoStream, type FixtureUpload } from '../../support/fixtureUpload.js';
-import { RAMP_RESOLUTIONS } from '../../support/media.js';
+import { FIXTURE_RAMP, RAMP_RESOLUTIONS } from '../../support/media.js';
 import {
   launchPlayerBrowser,
   meanDifference,
@@ -29,12 +34,14 @@ import {
  * resolution ramp) put in through PutMedia, played through the HLS session URL the player server gets
  * with the AWS SDK — on demand and live.
  */
+const run = promisify(execFile);
 const credentials = { ...DEFAULT_EMULATOR_CREDENTIALS };
 let emulator: Emulator;
 let player: PlayerServer;
 let browser: Browser;
 let openPlayer: (query: string) => Promise<OpenPlayer>;
 let upload: FixtureUpload;
+let recordingsDir: string;
 
 test.describe.configure({ mode: 'serial' });
 test.setTimeout(180_000);
@@ -49,11 +56,13 @@ test.beforeAll(async () => {
     streamName: DEFAULT_STREAM_NAME,
     startMs: Date.now() - 5 * 60_000,
   });
+  recordingsDir = await mkdtemp(join(tmpdir(), 'player-recordings-'));
   player = await startPlayerServer({
     region: emulator.region,
     endpoint: emulator.url,
     credentials,
     webRoot: DEFAULT_WEB_ROOT,
+    recordingsDir,
     logger: pino({ level: 'silent' }),
   });
   browser = await launchPlayerBrowser();
@@ -64,6 +73,7 @@ test.afterAll(async () => {
   await browser?.close();
   await player?.close();
   await emulator?.stop();
+  if (recordingsDir) await rm(recordingsDir, { recursive: true, force: true });
 });
 
 function report(info: TestInfo, what: string, value: unknown): void {
@@ -165,5 +175,74 @@ test('an unknown stream is reported on the page with the service error', async (
     .poll(async () => (await playerState(page)).errors.join(' '), { timeout: 15_000 })
     .toContain('ResourceNotFoundException');
   expect(pageErrors).toEqual([]);
+  await page.close();
+});
+
+test('files on disk: the file sink’s MPEG-TS segments play from the recordings directory, ramp and audio', async ({
+  browserName: _,
+}, info) => {
+  // Segments as the file sink writes them: MPEG-TS, H.264 untouched, AAC, named <stream>_<start>.ts, one
+  // timeline across files.
+  const dir = join(recordingsDir, 'demo-local');
+  await mkdir(dir);
+  await run('ffmpeg', [
+    '-nostdin',
+    '-v',
+    'error',
+    '-i',
+    FIXTURE_RAMP,
+    '-c:v',
+    'copy',
+    '-c:a',
+    'aac',
+    '-f',
+    'segment',
+    '-segment_format',
+    'mpegts',
+    '-segment_time',
+    '12',
+    '-reset_timestamps',
+    '0',
+    join(dir, 'part%d.ts'),
+  ]);
+  const parts = (await readdir(dir)).sort((a, b) => Number(a.slice(4, -3)) - Number(b.slice(4, -3)));
+  const base = Date.parse('2026-12-02T10:00:00.000Z');
+  for (const [i, part] of parts.entries()) {
+    const stamp = new Date(base + i * 12_000).toISOString().replace(/[-:]/g, '');
+    await rename(join(dir, part), join(dir, `webrtc-kvs-agent-stream_${stamp}.ts`));
+  }
+  const listed = (await (await fetch(new URL('/api/local', player.url))).json()) as {
+    recordings: { name: string; segments: number }[];
+  };
+  expect(listed.recordings).toEqual([{ name: 'demo-local', segments: parts.length }]);
+  // Nothing outside the recordings directory is served.
+  for (const bad of [
+    '/local/playlist.m3u8?name=..',
+    '/local/segment.ts?name=demo-local&file=../../etc/passwd',
+  ]) {
+    expect((await fetch(new URL(bad, player.url))).status, bad).toBeGreaterThanOrEqual(400);
+  }
+
+  const { page, pageErrors } = await openPlayer('local=demo-local');
+  await expect.poll(async () => (await playerState(page)).state, { timeout: 30_000 }).toBe('playing');
+  await page
+    .locator('#video')
+    .evaluate((video) => ((video as unknown as { playbackRate: number }).playbackRate = 4));
+  await expect
+    .poll(async () => (await playerState(page)).state, { timeout: 90_000, intervals: [500] })
+    .toBe('ended');
+  const state = await playerState(page);
+  report(info, 'player state', state);
+  expect(state.source).toBe('local');
+  expect(state.errors).toEqual([]);
+  expect(pageErrors).toEqual([]);
+  // Every ramp step in order. A segment here holds several sizes (as the file sink's can), and hls.js
+  // declares a transmuxed segment's size from its last SPS, so a bigger size can flash first.
+  let step = 0;
+  for (const size of state.resolutionsSeen) if (size === RAMP_RESOLUTIONS[step]) step++;
+  expect(step, state.resolutionsSeen.join(' → ')).toBe(RAMP_RESOLUTIONS.length);
+  expect(state.resolutionsSeen.at(-1)).toBe('1280x720');
+  expect(state.audioDecodedBytes).toBeGreaterThan(0);
+  expect(state.fragments).toBe(parts.length);
   await page.close();
 });
