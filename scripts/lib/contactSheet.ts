@@ -9,8 +9,10 @@ const run = promisify(execFile);
 /** One recorded file on the recording's timeline (seconds from the first file's first video frame). */
 export interface PlacedFile {
   path: string;
-  /** The file's own first video timestamp (s), what `ffmpeg -ss` is relative to. */
+  /** The file's own first video timestamp (s). */
   ownStartS: number;
+  /** Where its video starts after the file's start (`ffmpeg -ss` counts from the earliest stream). */
+  videoOffsetS: number;
   atS: number;
   durationS: number;
 }
@@ -35,14 +37,15 @@ export interface ContactSheetSummary {
  * timeline across runs), else back to back (e.g. clips that each start at 0).
  */
 export async function placeFiles(files: readonly string[]): Promise<PlacedFile[]> {
-  const probed: { path: string; start: number; duration: number }[] = [];
+  const probed: { path: string; start: number; duration: number; offset: number }[] = [];
   for (const path of files) {
     const info = await probe(path);
     const video = info.streams.find((s) => s.codec_type === 'video');
     if (!video) continue;
     const start = Number(video.start_time ?? info.format.start_time ?? 0);
     const duration = Number(video.duration ?? info.format.duration ?? 0);
-    probed.push({ path, start, duration });
+    const offset = Math.max(0, start - Number(info.format.start_time ?? start));
+    probed.push({ path, start, duration, offset });
   }
   const continuous = probed.every(
     (p, i) => i === 0 || p.start >= probed[i - 1]!.start + probed[i - 1]!.duration - 0.5,
@@ -52,7 +55,7 @@ export async function placeFiles(files: readonly string[]): Promise<PlacedFile[]
   return probed.map((p) => {
     const atS = continuous ? p.start - origin : cursor;
     cursor = atS + p.duration;
-    return { path: p.path, ownStartS: p.start, atS, durationS: p.duration };
+    return { path: p.path, ownStartS: p.start, videoOffsetS: p.offset, atS, durationS: p.duration };
   });
 }
 
@@ -104,7 +107,7 @@ export async function sampleFrames(
   for (let at = 0; at < total; at += everySeconds) {
     const file = placed.find((p) => at >= p.atS && at < p.atS + p.durationS);
     if (!file) continue; // between segments: the timeline shows that gap
-    const png = await frameAt(file.path, at - file.atS);
+    const png = await frameAt(file.path, at - file.atS + file.videoOffsetS);
     frames.push({ atS: at, file: file.path, ...pngSize(png), png });
   }
   return { frames, everySeconds };
