@@ -140,6 +140,9 @@ export class ViewerBrowser extends TypedEmitter<ViewerBrowserEvents> {
           headless: !this.#options.headed,
           userDataDir: this.#userDataDir,
           args: [...CHROMIUM_FLAGS, ...(this.#options.headed ? HEADED_CHROMIUM_FLAGS : [])],
+          // Headed: the page is as large as its window (and follows it when resized), not puppeteer's fixed
+          // 800×600 emulation.
+          ...(this.#options.headed ? { defaultViewport: null } : {}),
           // A pipe instead of a debugging port: nothing else can attach, and Chromium exits with the agent
           // even if the agent is SIGKILLed.
           pipe: true,

@@ -146,7 +146,7 @@ interface PanelReading {
   clientWidth: number;
   scrollHeight: number;
   video: { width: number; height: number; time: number; paused: boolean; mean: number; stddev: number };
-  /** A 32×18 gray thumbnail of the current video frame, to tell a moving picture from a frozen one. */
+  /** A 160×90 gray thumbnail of the current video frame, to tell a moving picture from a frozen one. */
   thumb: number[];
   audioLevel: number;
   sparkPoints: Record<string, number>;
@@ -168,11 +168,11 @@ const READ_PANEL = `(() => {
   const doc = document;
   const v = doc.querySelector('video');
   const canvas = doc.createElement('canvas');
-  canvas.width = 32;
-  canvas.height = 18;
+  canvas.width = 160;
+  canvas.height = 90;
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(v, 0, 0, 32, 18);
-  const px = ctx.getImageData(0, 0, 32, 18).data;
+  ctx.drawImage(v, 0, 0, 160, 90);
+  const px = ctx.getImageData(0, 0, 160, 90).data;
   const thumb = [];
   for (let i = 0; i < px.length; i += 4) thumb.push((px[i] + px[i + 1] + px[i + 2]) / 3);
   const mean = thumb.reduce((a, b) => a + b, 0) / thumb.length;
@@ -334,9 +334,9 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
   expect(after.video.paused).toBe(false);
   expect(after.video.time).toBeGreaterThan(before.video.time + 1);
   expect(after.video.stddev, 'the video frame is not flat (black)').toBeGreaterThan(5);
-  const moved =
-    after.thumb.reduce((sum, v, i) => sum + Math.abs(v - before.thumb[i]!), 0) / after.thumb.length;
-  expect(moved, 'the picture changes between two readings').toBeGreaterThan(0.5);
+  // The fake camera's frame counter and turning pie: some pixels change clearly from one reading to the next.
+  const moved = after.thumb.filter((v, i) => Math.abs(v - before.thumb[i]!) > 24).length;
+  expect(moved, 'pixels that changed between two readings').toBeGreaterThan(10);
 
   // The audio meter follows the fake microphone's beeps.
   const heard = [...levels].filter((l) => l > 0);
@@ -361,8 +361,12 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
   expect(after.recording.run).toContain(segment);
   expect(after.recording.run).toContain('#1');
 
-  // Fits Chromium's default window: no horizontal scrolling.
+  // Fits the window Chromium opened, and the 800×600 of a default window elsewhere: no horizontal scrolling.
   expect(after.scrollWidth).toBeLessThanOrEqual(after.clientWidth);
+  await viewer.setViewportSize({ width: 800, height: 600 });
+  const small = await readPanel(viewer);
+  expect(small.innerWidth).toBe(800);
+  expect(small.scrollWidth).toBeLessThanOrEqual(small.clientWidth);
 
   // Nothing secret on the page: AWS keys, signatures, the TURN password, the bridge token.
   const secrets = [
@@ -381,7 +385,7 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
   }
   testInfo.annotations.push({
     type: 'measured',
-    description: `viewer ${after.innerWidth}x${after.innerHeight} (scroll ${after.scrollWidth}x${after.scrollHeight}); video ${after.trackSize}, ${after.video.time.toFixed(1)} s played; audio levels ${[...levels].map((l) => l.toFixed(3)).join(' ')}; sparkline points ${JSON.stringify(after.sparkPoints)}; recording "${after.recording.run}"`,
+    description: `viewer ${after.innerWidth}x${after.innerHeight} (scroll ${after.scrollWidth}x${after.scrollHeight}; at 800x600 ${small.scrollWidth}x${small.scrollHeight}); video ${after.trackSize}, ${after.video.time.toFixed(1)} s played; ${moved} pixels of 14400 changed; audio levels ${[...levels].map((l) => l.toFixed(3)).join(' ')}; sparkline points ${JSON.stringify(after.sparkPoints)}; recording "${after.recording.run}"`,
   });
   await cdp.close();
   cdp = undefined;

@@ -62,8 +62,15 @@ test('headed: the token leaves the address bar, survives a reload, and the panel
   await expect(page.locator('video[data-field="video"]')).toHaveCount(1);
   await expect(page.locator('[data-spark]')).toHaveCount(4);
   await expect(page.locator('[data-field="audioLevel"]')).toHaveAttribute('data-level', '0.0000');
-  const o = await overflow(page);
-  expect(o.scrollWidth).toBeLessThanOrEqual(o.clientWidth);
+  for (const size of [
+    { width: 800, height: 600 },
+    { width: 640, height: 480 },
+    { width: 480, height: 640 },
+  ]) {
+    await page.setViewportSize(size);
+    const o = await overflow(page);
+    expect(o.scrollWidth, `${size.width}x${size.height}`).toBeLessThanOrEqual(o.clientWidth);
+  }
   expect(await page.locator('body').innerText()).not.toContain(bridge.token);
 
   // The agent's recovery for a hung page is a reload: the page must still find its token.
