@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
-import { RingBuffer, lineSplitter } from '../../agent/log.js';
 import { Id, children, readUint } from './ebml.js';
+import { ffmpegPipe } from './ffmpegPipe.js';
 import type { FragmentRecord } from './fragmentStore.js';
 
 /** What one HLS segment request needs: fMP4 of one track (init + media) or MPEG-TS of all tracks. */
@@ -78,41 +77,19 @@ export function buildSegment(
     ...output,
     'pipe:1',
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(options.ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const stderr = new RingBuffer(20);
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on(
-      'data',
-      lineSplitter((line) => stderr.push(line)),
-    );
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new SegmentError(`ffmpeg could not start: ${err.message}`, { cause: err }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        reject(new SegmentError(`ffmpeg exited with ${code ?? signal}: ${stderr.lines().join(' | ')}`));
-        return;
-      }
-      const bytes = Buffer.concat(out);
-      if (kind.container === 'MPEG_TS') {
-        resolve({ init: undefined, media: bytes });
-        return;
-      }
+  return ffmpegPipe(args, file, options).then(
+    (bytes) => {
+      if (kind.container === 'MPEG_TS') return { init: undefined, media: bytes };
       const moof = firstBoxOffset(bytes, 'moof');
       if (moof === undefined) {
-        reject(new SegmentError('ffmpeg wrote no moof (the fragment has no frames of this track)'));
-        return;
+        throw new SegmentError('ffmpeg wrote no moof (the fragment has no frames of this track)');
       }
-      resolve({ init: bytes.subarray(0, moof), media: bytes.subarray(moof) });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(file);
-  });
+      return { init: bytes.subarray(0, moof), media: bytes.subarray(moof) };
+    },
+    (err: unknown) => {
+      throw new SegmentError(err instanceof Error ? err.message : String(err), { cause: err });
+    },
+  );
 }
 
 /** Offset of the first top-level ISO-BMFF box of the given type. */

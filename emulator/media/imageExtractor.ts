@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { RingBuffer, lineSplitter } from '../../agent/log.js';
+import { ffmpegPipe } from './ffmpegPipe.js';
 
 export type ImageFormat = 'JPEG' | 'PNG';
 
@@ -57,30 +56,13 @@ export function extractKeyFrameImage(matroska: Buffer, options: ImageOptions): P
     'image2pipe',
     'pipe:1',
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(options.ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const stderr = new RingBuffer(20);
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on(
-      'data',
-      lineSplitter((line) => stderr.push(line)),
-    );
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new ImageExtractionError(`ffmpeg could not start: ${err.message}`, { cause: err }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const image = Buffer.concat(out);
-      if (code === 0 && image.length > 0) resolve(image);
-      else
-        reject(
-          new ImageExtractionError(`ffmpeg exited with ${code ?? signal}: ${stderr.lines().join(' | ')}`),
-        );
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(matroska);
-  });
+  return ffmpegPipe(args, matroska, options).then(
+    (image) => {
+      if (image.length === 0) throw new ImageExtractionError('ffmpeg wrote no image');
+      return image;
+    },
+    (err: unknown) => {
+      throw new ImageExtractionError(err instanceof Error ? err.message : String(err), { cause: err });
+    },
+  );
 }

@@ -4,7 +4,14 @@ import { basename, join } from 'node:path';
 import { CreateSignalingChannelCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
 import { expect, test } from '@playwright/test';
 import { createLogger } from '../../agent/log.js';
-import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../emulator/server.js';
+import {
+  DEFAULT_EMULATOR_CREDENTIALS,
+  DEFAULT_STREAM_NAME,
+  startEmulator,
+  type Emulator,
+} from '../../emulator/server.js';
+import { kvssinkAvailable } from '../../scripts/lib/kvssinkCheck.js';
+import { KvsReadBack } from '../../scripts/lib/kvsReadBack.js';
 import { decodeErrors, probeFrames, segmentsIn } from '../../scripts/lib/mediaProbe.js';
 import {
   beepOnsets,
@@ -162,6 +169,78 @@ test('records the synthetic master: every frame sent after the first key frame, 
   expect(sync!.spreadMs).toBeLessThanOrEqual(3);
   const afterStall = events.filter((e) => e.captureMs > stalledAt + 200);
   expect(afterStall.length, 'events after the audio stall').toBeGreaterThan(2);
+});
+
+test('through kvssink: the GetClip read-back holds every frame sent after the first key frame, with the A/V offsets measured', async () => {
+  const kvssink = await kvssinkAvailable();
+  test.skip(!kvssink.available, kvssink.reason);
+  test.setTimeout(300_000);
+  const clips = [await loadClip(clipSpec(640, 360)), await loadClip(clipSpec(1280, 720))];
+  const sent: SentFrame[] = [];
+  master = syntheticMaster('webrtc-kvs-agent-channel', clips, sent);
+  await master.start();
+  agent = await startRecoveryAgent({ emulator, agentEnv: agentEnv() }, { sink: 'kvssink' });
+  await agent.agent.waitForLog((l) => l.msg === 'recording' && l.sink === 'kvssink', 90_000);
+  const ops = await agent.opsUrl();
+  await waitForVideoFrames(ops, 0, 240, 60_000);
+  // A resolution change is a new kvssink session (new codec private data), and a 200 ms audio stall.
+  master.setClip(1);
+  const before = await metricValue(ops, 'kvs_agent_frames_total', { kind: 'video' });
+  await waitForVideoFrames(ops, before, 150, 60_000);
+  master.pause('audio', 200);
+  const stalledAt = Date.now();
+  await waitForVideoFrames(ops, before, 300, 60_000);
+  const exit = await agent.stop();
+  expect(exit.code, agent.agent.stderr.slice(-20).join('\n')).toBe(0);
+
+  // Read back as a user would: ListFragments, then GetClip of the whole recording.
+  const readBack = new KvsReadBack({
+    region: emulator.region,
+    credentials: DEFAULT_EMULATOR_CREDENTIALS,
+    endpoint: emulator.url,
+    streamName: DEFAULT_STREAM_NAME,
+  });
+  try {
+    const fragments = await readBack.fragments();
+    const first = fragments[0]!.ProducerTimestamp!;
+    const last = fragments.at(-1)!;
+    const clip = test.info().outputPath('clip.mp4');
+    await readBack.clip(
+      first,
+      new Date(last.ProducerTimestamp!.getTime() + (last.FragmentLengthInMilliseconds ?? 0)),
+      clip,
+    );
+    expect(await decodeErrors(clip)).toBe('');
+    const sizes = new Set((await probeFrames(clip, 'v')).map((f) => `${f.width}x${f.height}`));
+    expect([...sizes]).toEqual(['640x360', '1280x720']);
+    const match = matchFrames(sent, [await recordedVideoFrames(clip)], clips[0]!.spec.frames);
+    const lastSeq = lastMatchedSeq(match, 'the clip');
+    const audio = await decodedAudio(clip);
+    const events = syncEvents(match, [audio ? beepOnsets(audio) : []]);
+    const sync = summarizeSync(events);
+    report(test.info(), 'kvssink read-back', {
+      fragments: fragments.length,
+      sessions: agent.agent.lines.filter((l) => l.msg === 'recording' && l.sink === 'kvssink').length,
+      matched: match.matched.length,
+      lost: match.lost.filter((q) => q < lastSeq).length,
+      unknown: match.unknown,
+      sync,
+      offsets: events.map((e) => Math.round(e.offsetMs * 10) / 10),
+    });
+    expect(match.unknown, 'frames in the clip that were never sent').toBe(0);
+    expect(match.matched[0]?.sent.key, 'the stream starts at a key frame').toBe(true);
+    expect(
+      match.lost.filter((q) => q < lastSeq),
+      'frames sent but not in the stream',
+    ).toEqual([]);
+    expect(sync?.events ?? 0).toBeGreaterThan(10);
+    // KVS stores whole milliseconds: the same targets as the file sink hold with 1 ms of rounding.
+    expect(Math.abs(sync!.medianMs)).toBeLessThanOrEqual(5);
+    expect(sync!.spreadMs).toBeLessThanOrEqual(3);
+    expect(events.filter((e) => e.captureMs > stalledAt + 200).length).toBeGreaterThan(2);
+  } finally {
+    readBack.destroy();
+  }
 });
 
 test('two channels in one agent: each recorded from its own master, and one master going away does not touch the other', async () => {

@@ -42,13 +42,19 @@ test.afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+/**
+ * Every test puts the fixture into the same stream: without a start of its own, each upload gets a
+ * ten-minute slot of producer time in the past few hours, so that no two uploads overlap (an overlap would
+ * put another test's fragments into this test's ON_DEMAND range).
+ */
+let nextSlotMs = Date.now() - 6 * 3600_000;
 async function upload(startMs?: number): Promise<FixtureUpload> {
   return putFixtureIntoStream({
     endpoint: emulator.url,
     region: emulator.region,
     credentials,
     streamName: DEFAULT_STREAM_NAME,
-    ...(startMs !== undefined ? { startMs } : {}),
+    startMs: startMs ?? (nextSlotMs += 600_000),
   });
 }
 
