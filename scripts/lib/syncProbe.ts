@@ -90,6 +90,8 @@ export async function decodedAudio(file: string): Promise<{ startMs: number; pcm
   const { stdout } = await run(
     'ffmpeg',
     // aresample async: gaps in the audio timestamps become silence, so sample n is at startMs + n / 48 kHz.
+    // min_hard_comp 1 ms: by default only gaps over 100 ms are filled, and a 50 ms hole (a kvssink session
+    // restart) would move every later sample 50 ms early.
     [
       '-v',
       'error',
@@ -98,7 +100,7 @@ export async function decodedAudio(file: string): Promise<{ startMs: number; pcm
       '-map',
       '0:a:0',
       '-af',
-      'aresample=async=1',
+      'aresample=async=1:min_hard_comp=0.001',
       '-ac',
       '1',
       '-ar',

@@ -210,6 +210,10 @@ test('through kvssink: the GetClip read-back holds every frame sent after the fi
       new Date(last.ProducerTimestamp!.getTime() + (last.FragmentLengthInMilliseconds ?? 0)),
       clip,
     );
+    // What the emulator stored, fragment by fragment, kept beside the clip for a look when this fails.
+    await cp(join(emulator.dataDir, DEFAULT_STREAM_NAME), test.info().outputPath('stream'), {
+      recursive: true,
+    });
     expect(await decodeErrors(clip)).toBe('');
     const sizes = new Set((await probeFrames(clip, 'v')).map((f) => `${f.width}x${f.height}`));
     expect([...sizes]).toEqual(['640x360', '1280x720']);
