@@ -101,13 +101,9 @@ async function main(): Promise<void> {
         endpoint: stack.emulator.url,
         streamName: DEFAULT_STREAM_NAME,
       });
-      const fragments = await readBack.fragments();
-      const first = fragments[0]?.ProducerTimestamp;
-      const last = fragments.at(-1);
-      if (!first || !last?.ProducerTimestamp) throw new Error('the stream holds no fragments');
-      const end = new Date(last.ProducerTimestamp.getTime() + (last.FragmentLengthInMilliseconds ?? 0));
       const clip = join(outputDir, 'clip.mp4');
-      await readBack.clip(first, end, clip);
+      const fragments = await readBack.wholeClip(clip);
+      const first = fragments[0]!.ProducerTimestamp!;
       readBack.destroy();
       const lengths = fragments.map((f) => f.FragmentLengthInMilliseconds ?? 0);
       fragmentsLine = `${fragments.length} fragments in ${DEFAULT_STREAM_NAME}, ${Math.min(...lengths)}–${Math.max(...lengths)} ms each`;

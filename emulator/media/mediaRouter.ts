@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { AwsError, accessDenied, invalidArgument, resourceNotFound, sendAwsError } from '../awsErrors.js';
+import { accessDenied, invalidArgument, resourceNotFound } from '../awsErrors.js';
 import { buildClipMatroska } from './clipBuilder.js';
 import {
   compareFragmentNumbers,
@@ -16,6 +16,7 @@ import { createGetImagesRouter } from './getImages.js';
 import { createHlsRouter } from './hlsRouter.js';
 import { MEDIA_CONTENT_TYPE, mediaChunk } from './mediaChunk.js';
 import { remuxToMp4 } from './mp4Remuxer.js';
+import { sendOperationError, signedJsonOperation } from './signedJsonOperation.js';
 import { PutMediaFaults } from './putMediaFaults.js';
 import { DEFAULT_PUT_MEDIA_LIMITS, PutMediaSession, type PutMediaLimits } from './putMediaSession.js';
 
@@ -102,8 +103,6 @@ const getClipInput = z.object({
   ClipFragmentSelector: z.object({ FragmentSelectorType: selectorType, TimestampRange: timestampRange }),
 });
 
-const JSON_BODY_LIMIT = 1024 * 1024;
-
 /**
  * The KVS media data plane: `POST /putMedia` (kinesisvideo media endpoint) and the archived-media reads
  * `/listFragments`, `/getMedia`, `/getMediaForFragmentList`, `/getClip`. Mount before any body parser: PutMedia
@@ -118,17 +117,8 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
   const { store } = options;
   const faults = options.faults ?? new PutMediaFaults();
 
-  const fail = (res: Response, op: string, err: unknown): void => {
-    if (err instanceof AwsError) {
-      count(`${op}.rejected.${err.type}`);
-      sendAwsError(res, err);
-      return;
-    }
-    logger.error({ op, err }, 'media request failed');
-    count(`${op}.internalError`);
-    if (res.headersSent) res.destroy();
-    else sendAwsError(res, new AwsError(500, 'InternalFailure', 'internal error'));
-  };
+  const fail = (res: Response, op: string, err: unknown): void =>
+    sendOperationError(res, op, err, { logger, count });
 
   const findStream = (ref: {
     StreamName?: string | undefined;
@@ -203,33 +193,12 @@ export function createMediaRouter(options: MediaRouterOptions): Router {
     });
   });
 
-  const jsonBody = express.raw({ type: () => true, limit: JSON_BODY_LIMIT });
-
   /** Reads, verifies and validates a REST-JSON request, then runs the operation. */
   const operation = <S extends z.ZodType>(
     path: string,
     schema: S,
     run: (input: z.infer<S>, res: Response, req: Request) => Promise<void>,
-  ): void => {
-    const op = path.slice(1);
-    router.post(path, jsonBody, (req: Request, res: Response) => {
-      void (async () => {
-        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-        const problem = await options.verify(req, { emptyPayloadHash: false, body });
-        if (problem !== undefined) throw accessDenied(problem);
-        let json: unknown;
-        try {
-          json = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-        } catch {
-          throw invalidArgument('The request body is not valid JSON');
-        }
-        const parsed = schema.safeParse(json);
-        if (!parsed.success) throw invalidArgument(z.prettifyError(parsed.error));
-        count(`${op}.requests`);
-        await run(parsed.data, res, req);
-      })().catch((err: unknown) => fail(res, op, err));
-    });
-  };
+  ): void => signedJsonOperation(router, { verify: options.verify, logger, count }, path, schema, run);
 
   operation('/listFragments', listFragmentsInput, async (input, res) => {
     const stream = findStream(input);

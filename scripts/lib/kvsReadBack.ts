@@ -76,6 +76,20 @@ export class KvsReadBack {
     client.destroy();
   }
 
+  /** Every fragment, and a GetClip from the first one's start to the last one's end written to `path`. */
+  async wholeClip(path: string): Promise<Fragment[]> {
+    const fragments = await this.fragments();
+    const first = fragments[0]?.ProducerTimestamp;
+    const last = fragments.at(-1);
+    if (!first || !last?.ProducerTimestamp) throw new Error(`${this.options.streamName} holds no fragments`);
+    await this.clip(
+      first,
+      new Date(last.ProducerTimestamp.getTime() + (last.FragmentLengthInMilliseconds ?? 0)),
+      path,
+    );
+    return fragments;
+  }
+
   destroy(): void {
     this.#control.destroy();
   }
