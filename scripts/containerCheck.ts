@@ -320,7 +320,16 @@ async function main(): Promise<void> {
       exitCode === '0' && stopSeconds <= STOP_BUDGET_S,
       `podman stop (SIGTERM): exit ${exitCode} after ${stopSeconds.toFixed(1)} s (drain budget ${STOP_BUDGET_S} s)`,
     );
-    logs.kill();
+    // `podman logs --follow` ends by itself once it has printed the container's last line; killing it
+    // at once lost that line (the 'recording finished' summary) in one CI run.
+    const follower = logs;
+    if (follower.exitCode === null) {
+      await Promise.race([
+        new Promise((r) => follower.once('close', r)),
+        new Promise((r) => setTimeout(r, 10_000)),
+      ]);
+    }
+    follower.kill();
     const finished = agentLines.some((l) => l.msg === 'recording finished');
     const errors = agentLines.filter(
       (l) => l.level === 'error' || l.level === 'fatal' || l.level === 50 || l.level === 60,
