@@ -186,6 +186,8 @@ export class BridgeServer extends TypedEmitter<BridgeEvents> {
       this.#server.listen(0, '127.0.0.1', () => resolve());
     });
     this.#port = (this.#server.address() as AddressInfo).port;
+    // Which page is whose: the port is the page's origin (the token is not logged).
+    this.#log.info({ port: this.#port }, 'bridge listening');
   }
 
   get origin(): string {

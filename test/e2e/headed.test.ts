@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,7 @@ import { createLogger } from '../../agent/log.js';
 import { DEFAULT_EMULATOR_CREDENTIALS } from '../../emulator/server.js';
 import { spawnAgent, type AgentLogLine, type AgentProcess } from '../../scripts/lib/agentProcess.js';
 import { startDemoStack, type DemoStack } from '../../scripts/lib/demoStack.js';
+import { chromiumWithDebugPort } from '../support/chromiumDebugPort.js';
 
 /**
  * The headed debug run (`--headed`, `npm run demo -- --headed`) on a real X server: Xvfb with an
@@ -21,7 +22,6 @@ const run = promisify(execFile);
 const logger = createLogger({ level: 'warn' });
 const WIDTH = 1280;
 const HEIGHT = 800;
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
 /** Handed out by the emulator's GetIceServerConfig: it must never reach the screen. */
 const TURN_PASSWORD = 'turn-password-must-not-show-4f1c';
 
@@ -108,34 +108,6 @@ function pixelStats(gray: Buffer): { mean: number; stddev: number; notBackground
 
 interface StatsLine extends AgentLogLine {
   video?: { framesForwarded?: number };
-}
-
-/**
- * The agent's Chromium has no debugging port (a pipe only). The test starts it through this wrapper, which
- * adds one and notes the profile directory, where Chromium writes the port it picked: so the test can read the
- * agent's own page.
- */
-async function chromiumWithDebugPort(dir: string): Promise<{ path: string; port: () => Promise<number> }> {
-  const path = join(dir, 'chromium-with-debug-port.sh');
-  const note = join(dir, 'user-data-dir');
-  await writeFile(
-    path,
-    [
-      '#!/bin/sh',
-      'for a in "$@"; do',
-      `  case "$a" in --user-data-dir=*) printf '%s' "\${a#--user-data-dir=}" > '${note}';; esac`,
-      'done',
-      `exec '${CHROMIUM}' --remote-debugging-port=0 "$@"`,
-      '',
-    ].join('\n'),
-  );
-  await chmod(path, 0o755);
-  const port = async () => {
-    const profile = await readFile(note, 'utf8');
-    const active = await readFile(join(profile, 'DevToolsActivePort'), 'utf8');
-    return Number(active.split('\n')[0]);
-  };
-  return { path, port };
 }
 
 /** What the test reads off the viewer page, in one evaluate. */

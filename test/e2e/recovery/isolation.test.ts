@@ -1,13 +1,16 @@
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { CreateSignalingChannelCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
 import { expect, test } from '@playwright/test';
+import { chromium as playwrightChromium } from 'playwright-core';
 import { createLogger } from '../../../agent/log.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../../../emulator/server.js';
 import { decodeErrors, segmentsIn } from '../../../scripts/lib/mediaProbe.js';
 import { matchFrames, recordedVideoFrames, type FrameMatch } from '../../../scripts/lib/syncProbe.js';
 import { clipSpec, loadClip, type Clip } from '../../../WebRTC/synthetic/clip.js';
 import { SyntheticMaster, type SentFrame } from '../../../WebRTC/synthetic/syntheticMaster.js';
+import { chromiumWithDebugPort } from '../../support/chromiumDebugPort.js';
 import {
   agentChildren,
   killGroup,
@@ -22,8 +25,9 @@ import {
 
 /**
  * Failures stay in their channel: one agent records two channels (two synthetic masters, so every frame is
- * accounted for), a fault hits channel A's GStreamer, and channel B must lose nothing and keep its run; a
- * Chromium crash takes both pages, and each resumes. Real agent, real Chromium and gst, faults by signal.
+ * accounted for), a fault hits channel A's GStreamer or A's bridge gets garbage, and channel B must lose
+ * nothing and keep its run; a Chromium crash takes both pages, and each resumes. Real agent, real Chromium
+ * and gst, faults by signal or from inside A's page.
  */
 test.describe.configure({ mode: 'serial' });
 
@@ -58,7 +62,7 @@ test.afterEach(async () => {
 });
 
 /** Both masters up, the agent recording both channels for a few seconds. */
-async function twoChannels(): Promise<NonNullable<typeof run>> {
+async function twoChannels(extraArgs: string[] = []): Promise<NonNullable<typeof run>> {
   const sent: Record<string, SentFrame[]> = { [A.stream]: [], [B.stream]: [] };
   const masters = [A, B].map(
     (c) =>
@@ -82,7 +86,9 @@ async function twoChannels(): Promise<NonNullable<typeof run>> {
         AWS_REGION: emulator.region,
       },
     },
-    { args: ['--channel', `${A.channel}=${A.stream}`, '--channel', `${B.channel}=${B.stream}`] },
+    {
+      args: ['--channel', `${A.channel}=${A.stream}`, '--channel', `${B.channel}=${B.stream}`, ...extraArgs],
+    },
   );
   run = { agent, masters, sent };
   await waitForBoth(agent, 90);
@@ -206,5 +212,148 @@ test('Chromium killed with two channels: both pages come back in the relaunched 
     expect(m.unknown).toBe(0);
     expect(m.matched.filter((f) => f.sent.captureMs > faultAt).length).toBeGreaterThan(100);
     expect(resumed[c.stream]!).toBeLessThan(40_000);
+  }
+});
+
+/**
+ * What A's page sends its own bridge, as a broken or hostile page would. Runs in the page, so it names
+ * what it needs of the DOM itself (this file is compiled without the DOM library).
+ */
+async function sendGarbage(): Promise<{ refused: number; sent: number; closeCode: number }> {
+  const { sessionStorage, location } = globalThis as unknown as {
+    sessionStorage: { getItem(key: string): string | null };
+    location: { host: string };
+  };
+  const params = new URLSearchParams(sessionStorage.getItem('webrtc-kvs-agent-viewer-params') ?? '');
+  const token = params.get('token') ?? '';
+  const base = `ws://${location.host}`;
+  const opened = (url: string) =>
+    new Promise<WebSocket | undefined>((resolve) => {
+      const ws = new WebSocket(url);
+      ws.binaryType = 'arraybuffer';
+      ws.onopen = () => resolve(ws);
+      ws.onerror = () => resolve(undefined);
+    });
+  // Refused at the handshake: a wrong token, an unknown track kind, an unknown path.
+  let refused = 0;
+  for (const url of [
+    `${base}/frames?token=wrong&kind=video`,
+    `${base}/frames?token=${token}&kind=subtitles`,
+    `${base}/elsewhere?token=${token}`,
+  ]) {
+    const ws = await opened(url);
+    if (ws) ws.close();
+    else refused++;
+  }
+  const frame = (fields: { version?: number; kind?: number; codec?: number; length?: number }, body = 8) => {
+    const bytes = new Uint8Array(40 + body);
+    const view = new DataView(bytes.buffer);
+    view.setUint8(0, fields.version ?? 2);
+    view.setUint8(1, fields.kind ?? 1);
+    view.setUint8(3, fields.codec ?? 1);
+    view.setFloat64(8, Date.now(), true);
+    view.setUint32(28, fields.length ?? body, true);
+    return bytes;
+  };
+  // A video frame socket of its own (it takes the worker's place until the worker reconnects).
+  const ws = await opened(`${base}/frames?token=${token}&kind=video`);
+  if (!ws) throw new Error('the bridge refused the page its own token');
+  const closed = new Promise<number>((resolve) => (ws.onclose = (e) => resolve(e.code)));
+  const messages: (string | Uint8Array)[] = [
+    'not a frame',
+    new Uint8Array(10),
+    frame({ version: 9 }),
+    frame({ kind: 7 }),
+    frame({ codec: 99 }),
+    frame({ length: 4 }),
+    frame({}, 0),
+    frame({ kind: 2, codec: 2 }),
+  ];
+  // Then far more than the rate limit allows, until the bridge closes the socket.
+  for (let i = 0; i < 3000; i++) messages.push(new Uint8Array(12));
+  for (const m of messages) ws.send(m);
+  const closeCode = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+  if (closeCode === -1) ws.close();
+  return { refused, sent: messages.length, closeCode };
+}
+
+test("garbage into channel A's bridge is refused and counted there; A records on, B does not notice", async () => {
+  test.setTimeout(240_000);
+  const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-isolation-'));
+  const wrapper = await chromiumWithDebugPort(dir);
+  const cdp = await (async () => {
+    const r = await twoChannels(['--chromium-path', wrapper.path]);
+    return {
+      r,
+      browser: await playwrightChromium.connectOverCDP(`http://127.0.0.1:${await wrapper.port()}`),
+    };
+  })();
+  try {
+    const { r, browser } = cdp;
+    const port = (c: string) =>
+      r.agent.agent.lines.find((l) => l.msg === 'bridge listening' && l.channel === c)?.port;
+    const portA = port(A.channel);
+    expect(portA, "channel A's bridge port in the log").toBeDefined();
+    expect(port(B.channel)).not.toBe(portA);
+    const pageA = browser
+      .contexts()
+      .flatMap((c) => c.pages())
+      .find((p) => new URL(p.url()).port === String(portA));
+    expect(pageA, "channel A's viewer page").toBeDefined();
+
+    const ops = await r.agent.opsUrl();
+    const rejected = (channel: string, reason?: string) =>
+      metricValue(ops, 'kvs_agent_bridge_rejected_total', { channel, ...(reason ? { reason } : {}) });
+    const before = { a: await rejected(A.channel), b: await rejected(B.channel) };
+    const faultAt = Date.now();
+    const garbage = await pageA!.evaluate(sendGarbage);
+    report(test.info(), 'garbage sent to A', garbage);
+    expect(garbage.refused).toBe(3);
+    expect(garbage.closeCode, 'the bridge closes a flooding socket (policy violation)').toBe(1008);
+
+    // Every refusal counted, on A's labels only.
+    await waitFor(
+      'the refusals counted',
+      async () => (await rejected(A.channel)) - before.a >= 1000,
+      10_000,
+      200,
+    );
+    const reasons: Record<string, number> = {};
+    for (const reason of [
+      'connection_refused',
+      'malformed_frame',
+      'wrong_socket',
+      'frame_rate_limited',
+      'socket_flooding',
+    ])
+      reasons[reason] = await rejected(A.channel, reason);
+    report(test.info(), 'refused on A by reason', reasons);
+    expect(reasons.connection_refused).toBeGreaterThanOrEqual(3);
+    expect(reasons.malformed_frame).toBeGreaterThanOrEqual(7);
+    expect(reasons.wrong_socket).toBeGreaterThanOrEqual(1);
+    expect(reasons.frame_rate_limited).toBeGreaterThan(0);
+    expect(reasons.socket_flooding).toBe(1);
+    expect(await rejected(B.channel)).toBe(before.b);
+
+    // A's worker takes its socket back and A goes on recording; B never noticed.
+    await waitForBoth(r.agent, 150);
+    const bRuns = runsAfter(r, B.channel, faultAt);
+    const match = await recorded(r);
+    const lostB = lost(match[B.stream]!);
+    report(test.info(), 'frames', {
+      a: { matched: match[A.stream]!.matched.length, unknown: match[A.stream]!.unknown },
+      b: { matched: match[B.stream]!.matched.length, lost: lostB.length, newRuns: bRuns },
+    });
+    expect(bRuns).toBe(0);
+    expect(lostB).toEqual([]);
+    expect(match[B.stream]!.unknown).toBe(0);
+    // Nothing of the garbage reached A's recording: every frame in it is one the master sent.
+    expect(match[A.stream]!.unknown).toBe(0);
+    expect(match[A.stream]!.matched.filter((m) => m.sent.captureMs > faultAt + 1000).length).toBeGreaterThan(
+      100,
+    );
+  } finally {
+    await cdp.browser.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
   }
 });
