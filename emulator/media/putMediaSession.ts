@@ -305,7 +305,9 @@ export class PutMediaSession {
   }
 
   #toMs(timecodeUnits: number): number {
-    return (timecodeUnits * (this.#header?.timecodeScale ?? 1_000_000)) / 1_000_000;
+    // Whole milliseconds, as KVS keeps them: (units × scale) / 10⁶ in doubles is not exact for epoch-ms
+    // timecodes (1796278444242 came out as …241.9998, which fell outside a range ending on it).
+    return Math.round(timecodeUnits * ((this.#header?.timecodeScale ?? 1_000_000) / 1_000_000));
   }
 
   /**
