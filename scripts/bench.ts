@@ -8,10 +8,13 @@
  * are lost. Synthetic masters (ground truth: every frame sent is logged) run in a process of their own.
  * Per process group (Chromium, Node, GStreamer): CPU-s per media-second, steady and peak PSS; per channel:
  * frames lost, key-frame interval, answer → first recorded key frame, latency receive → muxer and → gst stdin.
+ * The agent runs as the image runs it, compiled (`npm run build`, which `npm run bench` does first): under tsx
+ * its Node would carry the TypeScript loader (≈ 60 MiB more PSS, and an esbuild child) that no user runs.
  * Writes bench.json, report.md and chart.png to --out (default bench-results/<time>) and prints the report.
  * Figures only: nothing here passes or fails.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -21,7 +24,7 @@ import { createLogger } from '../agent/log.js';
 import type { UnitSummary } from '../agent/unit/recordingUnit.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../emulator/server.js';
 import { clipFiles, clipSpec, FPS, loadClip } from '../WebRTC/synthetic/clip.js';
-import { spawnAgent, type AgentLogLine } from './lib/agentProcess.js';
+import { COMPILED_AGENT, spawnAgent, type AgentLogLine } from './lib/agentProcess.js';
 import type {
   BenchResults,
   ChannelFigures,
@@ -206,6 +209,7 @@ async function agentScenario(emulator: Emulator, resolution: Resolution, n: numb
         ...channels.flatMap((c) => ['--channel', `${c}=${c}-stream`]),
       ],
       env: { ...env, AWS_REGION: emulator.region },
+      compiled: true,
     });
     agentLines = agent.lines;
     let groups: Record<string, GroupFigures>;
@@ -306,6 +310,7 @@ function chromiumVersion(): string {
 }
 
 async function main(): Promise<void> {
+  if (!existsSync(COMPILED_AGENT)) throw new Error(`${COMPILED_AGENT} is missing: run npm run build first`);
   const startedAt = new Date().toISOString();
   const outDir = resolve(values.out ?? join(ROOT, 'bench-results', startedAt.replace(/[:.]/g, '-')));
   await mkdir(outDir, { recursive: true });

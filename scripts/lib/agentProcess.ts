@@ -19,23 +19,26 @@ export interface AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** The agent as the image runs it: compiled by `npm run build` (tsc into dist/node). */
+export const COMPILED_AGENT = resolve(ROOT, 'dist/node/agent/main.js');
+
 /**
- * Runs the real agent (`agent/main.ts` through tsx) as a child in its own process group, the way a user runs
- * it, and collects its JSON log lines.
+ * Runs the real agent as a child in its own process group, the way a user runs it, and collects its JSON log
+ * lines: `agent/main.ts` through tsx (as `npm start` does), or with `compiled` the built `COMPILED_AGENT` (as
+ * the image does; what the bench measures, since tsx adds its own memory and an esbuild child).
  */
 export function spawnAgent(options: {
   args: string[];
   env: Record<string, string>;
   onLine?: (line: AgentLogLine) => void;
+  compiled?: boolean;
 }): AgentProcess {
   const child = spawn(
     process.execPath,
     // Warnings are not lost: main.ts logs them as structured lines.
     [
       '--no-warnings',
-      '--import',
-      'tsx',
-      resolve(ROOT, 'agent/main.ts'),
+      ...(options.compiled ? [COMPILED_AGENT] : ['--import', 'tsx', resolve(ROOT, 'agent/main.ts')]),
       // A free port for /healthz and /metrics unless the caller picks one: agents in tests run side by side.
       ...(options.args.includes('--metrics-address') ? [] : ['--metrics-address', '127.0.0.1:0']),
       ...options.args,
