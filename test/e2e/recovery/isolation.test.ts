@@ -281,15 +281,9 @@ test("garbage into channel A's bridge is refused and counted there; A records on
   test.setTimeout(240_000);
   const dir = await mkdtemp(join(tmpdir(), 'kvs-agent-isolation-'));
   const wrapper = await chromiumWithDebugPort(dir);
-  const cdp = await (async () => {
-    const r = await twoChannels(['--chromium-path', wrapper.path]);
-    return {
-      r,
-      browser: await playwrightChromium.connectOverCDP(`http://127.0.0.1:${await wrapper.port()}`),
-    };
-  })();
+  const r = await twoChannels(['--chromium-path', wrapper.path]);
+  const browser = await playwrightChromium.connectOverCDP(`http://127.0.0.1:${await wrapper.port()}`);
   try {
-    const { r, browser } = cdp;
     const port = (c: string) =>
       r.agent.agent.lines.find((l) => l.msg === 'bridge listening' && l.channel === c)?.port;
     const portA = port(A.channel);
@@ -353,7 +347,7 @@ test("garbage into channel A's bridge is refused and counted there; A records on
       100,
     );
   } finally {
-    await cdp.browser.close().catch(() => undefined);
+    await browser.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 });
