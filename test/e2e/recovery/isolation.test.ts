@@ -10,7 +10,7 @@ import { decodeErrors, segmentsIn } from '../../../scripts/lib/mediaProbe.js';
 import { matchFrames, recordedVideoFrames, type FrameMatch } from '../../../scripts/lib/syncProbe.js';
 import { clipSpec, loadClip, type Clip } from '../../../WebRTC/synthetic/clip.js';
 import { SyntheticMaster, type SentFrame } from '../../../WebRTC/synthetic/syntheticMaster.js';
-import { chromiumWithDebugPort } from '../../support/chromiumDebugPort.js';
+import { chromiumWithDebugPort, workerSession } from '../../support/chromiumDebugPort.js';
 import {
   agentChildren,
   killGroup,
@@ -219,7 +219,12 @@ test('Chromium killed with two channels: both pages come back in the relaunched 
  * What A's page sends its own bridge, as a broken or hostile page would. Runs in the page, so it names
  * what it needs of the DOM itself (this file is compiled without the DOM library).
  */
-async function sendGarbage(): Promise<{ refused: number; sent: number; closeCode: number }> {
+async function sendGarbage(): Promise<{
+  refused: number;
+  sent: number;
+  closeCode: number;
+  closedAfterMs: number;
+}> {
   const { sessionStorage, location } = globalThis as unknown as {
     sessionStorage: { getItem(key: string): string | null };
     location: { host: string };
@@ -258,6 +263,7 @@ async function sendGarbage(): Promise<{ refused: number; sent: number; closeCode
   // A video frame socket of its own (it takes the worker's place until the worker reconnects).
   const ws = await opened(`${base}/frames?token=${token}&kind=video`);
   if (!ws) throw new Error('the bridge refused the page its own token');
+  const openedAt = performance.now();
   const closed = new Promise<number>((resolve) => (ws.onclose = (e) => resolve(e.code)));
   const messages: (string | Uint8Array)[] = [
     'not a frame',
@@ -274,7 +280,41 @@ async function sendGarbage(): Promise<{ refused: number; sent: number; closeCode
   for (const m of messages) ws.send(m);
   const closeCode = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
   if (closeCode === -1) ws.close();
-  return { refused, sent: messages.length, closeCode };
+  return {
+    refused,
+    sent: messages.length,
+    closeCode,
+    closedAfterMs: Math.round(performance.now() - openedAt),
+  };
+}
+
+type Timers = {
+  setTimeout: (...args: unknown[]) => unknown;
+  heldTimers?: { original: Timers['setTimeout']; held: unknown[][] };
+};
+
+/**
+ * Runs in A's video worker. The garbage socket takes the worker's place, and the worker takes it back
+ * 100 ms later (a reloaded page's socket replaces the old one); on a loaded machine that came before the
+ * bridge had read the whole flood. So the worker's timers wait until the garbage is sent; its reconnect
+ * then runs as it would have.
+ */
+function holdTimers(): void {
+  const g = globalThis as unknown as Timers;
+  const held: unknown[][] = [];
+  g.heldTimers = { original: g.setTimeout, held };
+  g.setTimeout = (...args: unknown[]) => held.push(args);
+}
+
+/** Lets the held timers run, once the worker's reconnect is among them (its socket's close can lag). */
+async function releaseTimers(): Promise<number> {
+  const g = globalThis as unknown as Timers;
+  const { original, held } = g.heldTimers!;
+  for (let waited = 0; held.length === 0 && waited < 5_000; waited += 50)
+    await new Promise((resolve) => original(resolve, 50));
+  g.setTimeout = original;
+  for (const args of held) original(...args);
+  return held.length;
 }
 
 test("garbage into channel A's bridge is refused and counted there; A records on, B does not notice", async () => {
@@ -299,9 +339,17 @@ test("garbage into channel A's bridge is refused and counted there; A records on
     const rejected = (channel: string, reason?: string) =>
       metricValue(ops, 'kvs_agent_bridge_rejected_total', { channel, ...(reason ? { reason } : {}) });
     const before = { a: await rejected(A.channel), b: await rejected(B.channel) };
+    const videoWorker = await workerSession(await wrapper.port(), Number(portA), 'frames-video');
+    let held = 0;
     const faultAt = Date.now();
-    const garbage = await pageA!.evaluate(sendGarbage);
-    report(test.info(), 'garbage sent to A', garbage);
+    await videoWorker.evaluate(holdTimers);
+    const garbage = await pageA!.evaluate(sendGarbage).finally(async () => {
+      held = await videoWorker.evaluate(releaseTimers);
+      videoWorker.close();
+    });
+    report(test.info(), 'garbage sent to A', { ...garbage, workerTimersHeld: held });
+    // The worker lost its socket to the garbage one: its reconnect was among the timers held.
+    expect(held).toBeGreaterThanOrEqual(1);
     expect(garbage.refused).toBe(3);
     expect(garbage.closeCode, 'the bridge closes a flooding socket (policy violation)').toBe(1008);
 
