@@ -274,13 +274,16 @@ export class MediaTimeline {
       // Whole ms: every output time (and its wall-clock time) is then a whole ms too, as Matroska stores them.
       this.#originMs ??= Math.round(timeMs);
     }
-    if (this.#originMs === null || timeMs < this.#originMs) {
+    // Matroska stores whole milliseconds: two frames in the same ms would collide, so quantise first. The
+    // origin is a whole ms too, so compare after rounding: the key frame that set it (at …x.5 ms or later, so
+    // rounded up) is at 0, not before the origin.
+    const originMs = this.#originMs;
+    // (`|| 0`: a key frame just under its rounded-up origin gives -0, which must not reach the muxer.)
+    let outMs = originMs === null ? -1 : Math.round(timeMs - originMs) || 0;
+    if (originMs === null || outMs < 0) {
       track.stats.droppedBeforeOrigin++;
       return null;
     }
-
-    // Matroska stores whole milliseconds: two frames in the same ms would collide, so quantise first.
-    let outMs = Math.round(timeMs - this.#originMs);
     if (track.lastOutMs !== null && outMs <= track.lastOutMs) {
       outMs = track.lastOutMs + 1;
       track.stats.clampedNonMonotonic++;
@@ -288,7 +291,7 @@ export class MediaTimeline {
     track.lastOutMs = outMs;
     track.lastRtp = rtp;
     track.stats.accepted++;
-    const lag = header.receiveTimeMs - (this.#originMs + outMs);
+    const lag = header.receiveTimeMs - (originMs + outMs);
     if (track.lags.length < LAG_SAMPLES) track.lags.push(lag);
     else track.lags[track.lagNext] = lag;
     track.lagNext = (track.lagNext + 1) % LAG_SAMPLES;
@@ -300,7 +303,7 @@ export class MediaTimeline {
       width: header.width,
       height: header.height,
       receiveTimeMs: header.receiveTimeMs,
-      wallClockMs: this.#originMs + outMs,
+      wallClockMs: originMs + outMs,
     };
   }
 

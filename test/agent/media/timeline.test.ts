@@ -350,3 +350,18 @@ test('the capture delay is the least one seen until the recording starts: a late
   const later = tl.push(frame('video', 6000, T0 + 266.7 + 1, { captureTimeMs: T0 + 266.7 }))!;
   expect(Math.round(later.wallClockMs - (T0 + 266.7))).toBe(20);
 });
+
+test('a first key frame at x.5 ms or later (the whole-ms origin rounds up) is the origin, not before it', () => {
+  for (const fraction of [0.5, 0.7, 0.99, 0.2]) {
+    const tl = new MediaTimeline();
+    const at = T0 + 100 + fraction;
+    const key = tl.push(frame('video', 9000, at, { key: true, captureTimeMs: at - 30 }));
+    expect(key, `key frame at +${fraction} ms`).not.toBeNull();
+    expect(key!.timestampUs).toBe(0);
+    expect(tl.push(frame('video', 12000, at + 33, { captureTimeMs: at + 3 }))?.timestampUs).toBe(33_000);
+    expect(tl.stats().video.droppedBeforeOrigin).toBe(0);
+    // Without capture times too (placed by the receive time).
+    const plain = new MediaTimeline();
+    expect(plain.push(frame('video', 9000, at, { key: true }))?.timestampUs, `plain +${fraction}`).toBe(0);
+  }
+});
