@@ -7,7 +7,7 @@
  * input. Scenarios: 1 channel at 720p30 and at 1080p30, then N = 2, 4, 8 … channels at 720p30 until frames
  * are lost. Synthetic masters (ground truth: every frame sent is logged) run in a process of their own.
  * Per process group (Chromium, Node, GStreamer): CPU-s per media-second, steady and peak PSS; per channel:
- * frames lost, key-frame interval, answer → first recorded key frame, latency receive → muxer and → gst stdin.
+ * frames lost, key-frame interval, answer → first recorded key frame (and → gst up), latency receive → muxer and → gst stdin.
  * The agent runs as the image runs it, compiled (`npm run build`, which `npm run bench` does first): under tsx
  * its Node would carry the TypeScript loader (≈ 60 MiB more PSS, and an esbuild child) that no user runs.
  * Writes bench.json, report.md and chart.png to --out (default bench-results/<time>) and prints the report.
@@ -274,6 +274,10 @@ async function agentScenario(emulator: Emulator, resolution: Resolution, n: numb
           ? Math.max(...runs.map((r) => r.video.maxKeyFrameIntervalMs ?? 0))
           : null,
         answerToFirstKeyFrameMs:
+          answer !== undefined && typeof recordingLine?.firstFrameReceivedMs === 'number'
+            ? recordingLine.firstFrameReceivedMs - answer
+            : null,
+        answerToRecordingMs:
           answer !== undefined && Number.isFinite(recordingAt) ? recordingAt - answer : null,
         receiveToMuxerMs: worst((r) => r.latencyMs),
         receiveToStdinMs: worst((r) => r.muxer?.stdinLatencyMs),
@@ -376,6 +380,7 @@ function summarize(
       : null;
   const allChannels = scenarios.flatMap((s) => s.perChannel ?? []);
   const firstKey = allChannels.map((c) => c.answerToFirstKeyFrameMs).filter((v) => v !== null);
+  const gstUp = allChannels.map((c) => c.answerToRecordingMs).filter((v) => v !== null && v !== undefined);
   const p99 = allChannels.map((c) => c.receiveToStdinMs.p99).filter((v) => v !== null);
   const num = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '–' : v.toFixed(d));
   const targets: Target[] = [
@@ -412,7 +417,9 @@ function summarize(
     {
       name: 'answer → first recorded key frame (worst channel)',
       target: '≤ 2 s',
-      measured: firstKey.length ? `${Math.max(...firstKey)} ms` : '–',
+      measured: firstKey.length
+        ? `${Math.max(...firstKey)} ms (gst up and writing: ${gstUp.length ? Math.max(...gstUp) : '–'} ms)`
+        : '–',
       met: firstKey.length ? Math.max(...firstKey) <= 2000 : null,
     },
     {

@@ -45,7 +45,7 @@ export function markdownReport(r: BenchResults): string {
     lines.push(`| ${res} | ${f(t.mediaSeconds, 1)} | ${f(t.cpuSeconds, 2)} | ${f(t.cpuPerMediaSecond)} |`);
   lines.push('', '## Per channel (agent scenarios)', '');
   lines.push(
-    '| scenario | channel | frames recorded | lost | unknown | dropped by agent (all causes, before the first key frame too) | decode errors | key-frame interval max ms | answer → first key frame ms | receive → muxer p50 / p99 / max ms | receive → gst stdin p50 / p99 / max ms |',
+    '| scenario | channel | frames recorded | lost | unknown | dropped by agent (all causes, before the first key frame too) | decode errors | key-frame interval max ms | answer → first recorded key frame ms (→ gst up) | receive → muxer p50 / p99 / max ms | receive → gst stdin p50 / p99 / max ms |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const s of r.scenarios) {
@@ -53,7 +53,7 @@ export function markdownReport(r: BenchResults): string {
       const lat = (l: { p50: number | null; p99: number | null; max: number | null }) =>
         `${f(l.p50, 1)} / ${f(l.p99, 1)} / ${f(l.max, 1)}`;
       lines.push(
-        `| ${s.name} | ${c.channel} | ${c.videoFramesRecorded} | ${c.framesLost} | ${c.framesUnknown} | ${c.droppedByAgent} | ${c.decodeErrors} | ${c.keyFrameIntervalMaxMs ?? '–'} | ${c.answerToFirstKeyFrameMs ?? '–'} | ${lat(c.receiveToMuxerMs)} | ${lat(c.receiveToStdinMs)} |`,
+        `| ${s.name} | ${c.channel} | ${c.videoFramesRecorded} | ${c.framesLost} | ${c.framesUnknown} | ${c.droppedByAgent} | ${c.decodeErrors} | ${c.keyFrameIntervalMaxMs ?? '–'} | ${c.answerToFirstKeyFrameMs ?? '–'}${c.answerToRecordingMs != null ? ` (${c.answerToRecordingMs})` : ''} | ${lat(c.receiveToMuxerMs)} | ${lat(c.receiveToStdinMs)} |`,
       );
     }
   }

@@ -28,8 +28,13 @@ export interface ChannelFigures {
   framesUnknown: number;
   droppedByAgent: number;
   keyFrameIntervalMaxMs: number | null;
-  /** The master's (last) answer → the agent's 'recording' line for the channel. */
+  /**
+   * The master's (last) answer → the receive time of the key frame the recording starts with (the 'recording'
+   * line's firstFrameReceivedMs): media before it is not in the recording.
+   */
   answerToFirstKeyFrameMs: number | null;
+  /** The answer → the 'recording' line: gst is up and writing (it starts at that key frame; nothing waits lost). */
+  answerToRecordingMs?: number | null;
   receiveToMuxerMs: Latency;
   receiveToStdinMs: Latency;
   decodeErrors: number;
