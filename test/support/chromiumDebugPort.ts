@@ -42,8 +42,8 @@ export interface WorkerSession {
 }
 
 /**
- * Playwright's connectOverCDP does not report the workers of pages that were already open, so this attaches
- * to one itself: the worker named `name` (`frames-video`, `frames-audio`) of the page served on `pagePort`.
+ * Playwright's connectOverCDP does not report the workers of pages that were already open, and neither does
+ * puppeteer.connect (tried: its targets() lists none of them), so this attaches to one itself: the worker named `name` (`frames-video`, `frames-audio`) of the page served on `pagePort`.
  */
 export async function workerSession(
   debugPort: number,
