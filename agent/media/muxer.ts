@@ -1,13 +1,5 @@
 import type { Writable } from 'node:stream';
-import {
-  EncodedAudioPacketSource,
-  EncodedPacket,
-  EncodedVideoPacketSource,
-  MkvOutputFormat,
-  Output,
-  StreamTarget,
-  type StreamTargetChunk,
-} from 'mediabunny';
+import { EncodedAudioPacketSource, EncodedPacket, EncodedVideoPacketSource } from 'mediabunny';
 import type { TrackKind } from '../bridge/wire.js';
 import { AgentError, InvalidStateError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -20,12 +12,16 @@ import {
   opusHead,
   opusPacketChannels,
   opusPacketDurationUs,
+  opusSilence,
 } from './opus.js';
 import { LatencyReservoir } from './latencyReservoir.js';
 import type { TimedFrame } from './timeline.js';
+import { TrackStream } from './trackStream.js';
 
 export interface PipeStallInfo {
-  /** Bytes written to the output that it has not taken yet. */
+  /** The input that stopped moving. */
+  track: TrackKind;
+  /** Bytes written to it that it has not taken yet. */
   pendingBytes: number;
   /** How long nothing moved. */
   stalledForMs: number;
@@ -52,10 +48,8 @@ export interface MuxerStats {
   /** Time of one mediabunny `add()` (queueing + Matroska framing + our write), ms. */
   addLatencyMs: LatencySummary;
   /**
-   * Worker receive → written to gst's stdin, ms. mediabunny writes a packet only once every track has one at
-   * least as late (it interleaves by timestamp), so a frame waits for the other track to catch up; this is
-   * measured when the write that carries it happens. Steady state: frames held while the run started (gst
-   * coming up) are left out; the start shows in the time to the first recorded key frame.
+   * Worker receive → written to gst's input for its track, ms. Steady state: frames held while the run started
+   * (gst coming up) are left out; the start shows in the time to the first recorded key frame.
    */
   stdinLatencyMs: LatencySummary;
 }
@@ -74,9 +68,8 @@ export interface MuxerEvents extends Record<string, unknown[]> {
 }
 
 export interface MatroskaStreamMuxerOptions {
-  hasAudio: boolean;
-  /** gst's stdin. */
-  output: Writable;
+  /** gst's inputs, one Matroska stream per track (see TrackStream): video, and audio unless absent. */
+  outputs: { video: Writable; audio?: Writable | undefined };
   /** Frames held while the output is slow before dropping starts. Default 600 (≈ 8 s of 30 fps + audio). */
   maxQueuedFrames?: number;
   /** The same bound in payload bytes (a 1080p call has far bigger frames). Default 32 MiB. */
@@ -93,7 +86,10 @@ export interface MatroskaStreamMuxerOptions {
   logger: Logger;
 }
 
-/** A gap in audio longer than this is filled with silence (mediabunny interleaves: it holds video until audio comes). */
+/**
+ * A gap in audio longer than this is filled with silence: gst's muxers interleave by timestamp, so without
+ * audio they would hold video (and stop reading it) until audio comes.
+ */
 const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
 /**
@@ -123,19 +119,20 @@ class LateAudioError extends AgentError {
 }
 
 /**
- * Streams TimedFrames as one live Matroska file into a Node Writable (gst's stdin) with mediabunny.
+ * Streams TimedFrames into gst as live Matroska with mediabunny, one stream per track (see TrackStream).
  *
  * H.264 goes in as Annex B without a decoder description, so the Matroska track has no CodecPrivate and every
  * key frame keeps its SPS/PPS in-band: matroskademux then announces byte-stream H.264 and resolution changes
- * pass through untouched. `write()` never blocks: frames wait in a bounded queue drained by one pump that
- * honours the output's backpressure; a watchdog reports a pipe that stopped moving.
+ * pass through untouched. Both streams begin at the run's first key frame (audio with silence up to its first
+ * packet): matroskademux starts its segment at the first timestamp, and gst's muxers align the tracks by
+ * running time. `write()` never blocks: frames wait in a bounded queue drained by one pump that honours the
+ * pipes' backpressure; a watchdog reports a pipe that stopped moving.
  */
 export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
-  readonly #opts: Required<Omit<MatroskaStreamMuxerOptions, 'logger' | 'output'>>;
-  readonly #outputStream: Writable;
+  readonly #opts: Required<Omit<MatroskaStreamMuxerOptions, 'logger' | 'outputs'>> & { hasAudio: boolean };
   readonly #log: Logger;
-  readonly #output: Output;
-  readonly #video = new EncodedVideoPacketSource('avc');
+  readonly #streams: TrackStream[] = [];
+  readonly #video: EncodedVideoPacketSource;
   readonly #audio: EncodedAudioPacketSource | undefined;
   #state: 'new' | 'running' | 'finishing' | 'finished' | 'failed' = 'new';
   #queue: TimedFrame[] = [];
@@ -147,7 +144,6 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   #dropping = false;
   #error: Error | undefined;
   #videoConfigured = false;
-  #audioConfigured = false;
   /** End of the last audio packet written, µs on the recording clock. */
   #audioEndUs: number | null = null;
   #lastVideoUs = -1;
@@ -155,26 +151,17 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   #realAudioSeen = false;
   /** finish(): nothing is held back any more. */
   #holdReleased = false;
+  /** Whether the audio stream has its first packet (at the first video frame's time). */
+  #audioStarted = false;
   #watchdog: NodeJS.Timeout | undefined;
-  #lastFlushed = 0;
-  #lastProgressAt = Date.now();
   #stalled = false;
-  #waitingDrain = false;
   readonly #addLatency = new LatencyReservoir();
   readonly #stdinLatency = new LatencyReservoir();
-  /** Frames added but not yet written (see stdinLatencyMs), per track, in timestamp order. */
-  readonly #unwritten: Record<TrackKind, Array<{ timestampUs: number; receiveTimeMs: number }>> = {
-    video: [],
-    audio: [],
-  };
   /** Frames received before this waited for the start (gst coming up): not steady-state latency. */
   #runningSinceMs = Infinity;
-  /** Timestamp of the last packet given to mediabunny per track (silence included). */
-  readonly #lastAddedUs: Record<TrackKind, number> = { video: -Infinity, audio: -Infinity };
   readonly #stats = {
     framesWritten: { video: 0, audio: 0 } as Record<TrackKind, number>,
     silencePacketsInserted: 0,
-    bytesOut: 0,
     queueDepthMax: 0,
     dropped: 0,
     overflows: 0,
@@ -186,36 +173,33 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   constructor(options: MatroskaStreamMuxerOptions) {
     super();
     this.#opts = {
-      hasAudio: options.hasAudio,
+      hasAudio: options.outputs.audio !== undefined,
       maxQueuedFrames: options.maxQueuedFrames ?? 600,
       maxQueuedBytes: options.maxQueuedBytes ?? 32 * 1024 * 1024,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
       dropTrailingKeyFrame: options.dropTrailingKeyFrame ?? false,
     };
-    this.#outputStream = options.output;
     this.#log = options.logger;
-    this.#output = new Output({
-      format: new MkvOutputFormat({ appendOnly: true }),
-      target: new StreamTarget(
-        new WritableStream<StreamTargetChunk>({ write: (chunk) => this.#writeChunk(chunk) }),
-      ),
-    });
-    this.#output.addVideoTrack(this.#video);
-    if (options.hasAudio) {
+    const stream = (source: EncodedVideoPacketSource | EncodedAudioPacketSource, pipe: Writable) => {
+      const s = new TrackStream({
+        source,
+        pipe,
+        onFail: (err) => this.#fail(err),
+        finished: () => this.#state === 'finished',
+      });
+      this.#streams.push(s);
+    };
+    this.#video = new EncodedVideoPacketSource('avc');
+    stream(this.#video, options.outputs.video);
+    if (options.outputs.audio) {
       this.#audio = new EncodedAudioPacketSource('opus');
-      this.#output.addAudioTrack(this.#audio);
+      stream(this.#audio, options.outputs.audio);
     }
-    this.#outputStream.on('error', (err: Error) => this.#fail(err));
-    // A destroyed pipe (gst gone) may close without an 'error' event: writes would then wait for 'drain' forever.
-    this.#outputStream.on('close', () => {
-      if (this.#state !== 'finished')
-        this.#fail(new AgentError('PIPE_STALLED', 'the output closed (GStreamer gone?)'));
-    });
   }
 
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new InvalidStateError(`muxer cannot start when ${this.#state}`);
-    await this.#output.start();
+    await Promise.all(this.#streams.map((s) => s.start()));
     this.#state = 'running';
     this.#runningSinceMs = Date.now();
     this.#watchdog = setInterval(() => this.#checkProgress(), WATCHDOG_TICK_MS);
@@ -268,10 +252,11 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       this.#queuedBytes -= frame.data.byteLength;
       const started = performance.now();
       try {
-        if (frame.kind === 'video') await this.#addVideo(frame);
-        else await this.#addAudio(frame);
-        this.#stats.framesWritten[frame.kind]++;
-        this.#noteWritten(frame);
+        const written = frame.kind === 'video' ? await this.#addVideo(frame) : await this.#addAudio(frame);
+        if (written) {
+          this.#stats.framesWritten[frame.kind]++;
+          this.#noteWritten(frame);
+        }
       } catch (err) {
         if (this.#error) break;
         this.#stats.rejected++;
@@ -299,13 +284,13 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     return true;
   }
 
-  async #addVideo(frame: TimedFrame): Promise<void> {
+  async #addVideo(frame: TimedFrame): Promise<true> {
     if (frame.timestampUs <= this.#lastVideoUs)
       throw new AgentError('MEDIA_REJECTED', 'video timestamp did not increase');
     if (this.#audio) {
-      // mediabunny writes a cluster only when every track has a packet queued: with audio gone (or never come),
-      // video would pile up in memory and never reach gst. Silence keeps it flowing and the audio track continuous.
-      // Silence starts at the first video frame, not at 0: timestamps may be epoch-based (kvssink).
+      // gst's muxers interleave by timestamp: with audio gone (or never come) they would hold video and stop
+      // reading it. Silence keeps it flowing and the audio track continuous. The audio stream starts at the
+      // first video frame, not at 0: timestamps may be epoch-based (kvssink).
       this.#audioEndUs ??= frame.timestampUs;
       await this.#fillSilence(frame.timestampUs - AUDIO_GAP_FILL_US);
     }
@@ -322,110 +307,79 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       await this.#video.add(packet);
     }
     this.#lastVideoUs = frame.timestampUs;
-    this.#lastAddedUs.video = frame.timestampUs;
     if (frame.key) this.#lastKeyUs = frame.timestampUs;
+    return true;
   }
 
-  /** Silent Opus packets from the end of the audio written so far up to `untilUs`. */
-  async #fillSilence(untilUs: number): Promise<void> {
+  /** One Opus packet into the audio stream; the first one declares the track (`channels`: of the real audio). */
+  async #addAudioPacket(data: Uint8Array, timestampUs: number, durationUs: number, channels: 1 | 2) {
     const audio = this.#audio;
-    if (!audio || this.#audioEndUs === null) return;
-    let endUs = this.#audioEndUs;
-    while (endUs < untilUs) {
-      const packet = new EncodedPacket(OPUS_SILENCE_20MS, 'key', endUs / 1e6, OPUS_SILENCE_DURATION_US / 1e6);
-      if (this.#audioConfigured) await audio.add(packet);
-      else {
-        await audio.add(packet, { decoderConfig: opusConfig(1) });
-        this.#audioConfigured = true;
-      }
-      this.#lastAddedUs.audio = endUs;
-      endUs += OPUS_SILENCE_DURATION_US;
-      this.#audioEndUs = endUs;
+    if (!audio) return;
+    const packet = new EncodedPacket(data, 'key', timestampUs / 1e6, durationUs / 1e6);
+    // A stereo track may start with mono silence: Opus decoders up-mix mono packets.
+    if (this.#audioStarted) await audio.add(packet);
+    else await audio.add(packet, { decoderConfig: opusConfig(channels) });
+    this.#audioStarted = true;
+  }
+
+  /** Silent 20 ms packets from the end of the audio written so far while before `untilUs` (gap filling). */
+  async #fillSilence(untilUs: number): Promise<void> {
+    if (!this.#audio || this.#audioEndUs === null) return;
+    while (this.#audioEndUs < untilUs) {
+      await this.#addAudioPacket(OPUS_SILENCE_20MS, this.#audioEndUs, OPUS_SILENCE_DURATION_US, 1);
+      this.#audioEndUs += OPUS_SILENCE_DURATION_US;
       this.#stats.silencePacketsInserted++;
     }
   }
 
-  async #addAudio(frame: TimedFrame): Promise<void> {
-    const audio = this.#audio;
-    if (!audio) return;
+  /** False when the packet had no place in the run (dropped and counted). */
+  async #addAudio(frame: TimedFrame): Promise<boolean> {
+    if (!this.#audio) return false;
     const durationUs = opusPacketDurationUs(frame.data);
     if (durationUs === null) throw new AgentError('MEDIA_REJECTED', 'not an Opus packet');
-    if (this.#audioEndUs !== null && frame.timestampUs < this.#audioEndUs - durationUs) {
-      throw new LateAudioError();
+    const startUs = this.#audioEndUs;
+    // Both streams start at the run's first key frame (see the class): audio from before it has no place here.
+    if (startUs === null || (!this.#audioStarted && frame.timestampUs < startUs)) {
+      this.#dropped('before_keyframe', 'audio');
+      return false;
     }
-    // The run starts at a video key frame; audio usually begins a few packets later. Silence up to the first
-    // real packet makes both tracks start together (players align them by their first timestamps).
-    if (!this.#realAudioSeen && this.#audioEndUs !== null) {
-      await this.#fillSilence(frame.timestampUs - OPUS_SILENCE_DURATION_US);
-    }
-    this.#realAudioSeen = true;
-    const packet = new EncodedPacket(frame.data, 'key', frame.timestampUs / 1e6, durationUs / 1e6);
-    if (!this.#audioConfigured) {
-      const channels = opusPacketChannels(frame.data);
-      await audio.add(packet, { decoderConfig: opusConfig(channels) });
-      this.#audioConfigured = true;
-    } else {
-      await audio.add(packet);
-    }
-    this.#audioEndUs = Math.max(this.#audioEndUs ?? 0, frame.timestampUs + durationUs);
-    this.#lastAddedUs.audio = frame.timestampUs;
-  }
-
-  /** mediabunny's sink: append to the output, waiting for 'drain' when it asks us to. */
-  async #writeChunk(chunk: StreamTargetChunk): Promise<void> {
-    if (this.#error) throw this.#error;
-    if (this.#outputStream.destroyed || this.#outputStream.writableEnded) {
-      const err = new AgentError('PIPE_STALLED', 'the output is closed (GStreamer gone?)');
-      this.#fail(err);
-      throw err;
-    }
-    if (chunk.position !== this.#stats.bytesOut) {
-      throw new AgentError(
-        'INVALID_STATE',
-        `muxer tried to seek to ${chunk.position} in a pipe at ${this.#stats.bytesOut}`,
-      );
-    }
-    // Copy: the bytes stay queued in the stream after this returns, and mediabunny may reuse its buffer.
-    const data = Buffer.from(chunk.data);
-    this.#stats.bytesOut += data.byteLength;
-    if (!this.#outputStream.write(data, (err) => err && this.#fail(err))) {
-      this.#waitingDrain = true;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          const done = (err?: Error) => {
-            this.#outputStream.off('drain', onDrain);
-            this.#outputStream.off('error', done);
-            this.#outputStream.off('close', onClose);
-            if (err) reject(err);
-            else resolve();
-          };
-          const onDrain = () => done();
-          const onClose = () => done(new AgentError('PIPE_STALLED', 'output closed while waiting for drain'));
-          this.#outputStream.on('drain', onDrain);
-          this.#outputStream.on('error', done);
-          this.#outputStream.on('close', onClose);
-        });
-      } finally {
-        this.#waitingDrain = false;
+    if (frame.timestampUs < startUs - durationUs) throw new LateAudioError();
+    let timestampUs = frame.timestampUs;
+    const channels = opusPacketChannels(frame.data);
+    if (!this.#realAudioSeen) {
+      // The run starts at a video key frame; audio usually begins a few packets later. Silence up to the first
+      // real packet, to within 2.5 ms, makes both tracks start together and the real audio keep its place.
+      let endUs = startUs;
+      for (const s of opusSilence(frame.timestampUs - endUs)) {
+        await this.#addAudioPacket(s.data, endUs, s.durationUs, channels);
+        endUs += s.durationUs;
+        this.#stats.silencePacketsInserted++;
       }
+      // Under 2.5 ms after the start: the stream's first packet must be at the start itself.
+      if (!this.#audioStarted) timestampUs = startUs;
+      this.#realAudioSeen = true;
     }
+    await this.#addAudioPacket(frame.data, timestampUs, durationUs, channels);
+    this.#audioEndUs = Math.max(this.#audioEndUs ?? 0, frame.timestampUs + durationUs);
+    return true;
   }
 
   #checkProgress(): void {
-    const pending = this.#outputStream.writableLength;
-    const flushed = this.#stats.bytesOut - pending;
     const now = Date.now();
-    if (flushed !== this.#lastFlushed || (pending === 0 && !this.#waitingDrain)) {
-      this.#lastFlushed = flushed;
-      this.#lastProgressAt = now;
+    let worst: { track: TrackKind; pendingBytes: number; stalledForMs: number } | undefined;
+    for (const stream of this.#streams) {
+      const p = stream.progress(now);
+      if (p.pendingBytes > 0 && (!worst || p.stalledForMs > worst.stalledForMs))
+        worst = { track: stream.kind, ...p };
+    }
+    if (!worst || worst.stalledForMs < this.#opts.stallTimeoutMs) {
       this.#stalled = false;
       return;
     }
-    const stalledForMs = now - this.#lastProgressAt;
-    if (!this.#stalled && stalledForMs >= this.#opts.stallTimeoutMs) {
+    if (!this.#stalled) {
       this.#stalled = true;
       this.#stats.stalls++;
-      const info = { pendingBytes: pending, stalledForMs, queuedFrames: this.#queue.length };
+      const info = { ...worst, queuedFrames: this.#queue.length };
       this.#log.warn(info, 'output pipe stalled');
       this.safeEmit('stalled', info);
     }
@@ -490,15 +444,12 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       );
     }
     // Nothing may be added after this: mediabunny throws "Output has been finalized" on late packets.
-    if (this.#videoConfigured) await this.#output.finalize();
-    else await this.#output.cancel();
+    await Promise.all(
+      this.#streams.map((s) => s.finalize(s.kind === 'video' ? this.#videoConfigured : this.#audioStarted)),
+    );
     this.#throwIfFailed();
     this.#state = 'finished';
-    await new Promise<void>((resolve, reject) => {
-      if (this.#outputStream.writableFinished) return resolve();
-      this.#outputStream.once('error', reject);
-      this.#outputStream.end(() => resolve());
-    });
+    await Promise.all(this.#streams.map((s) => s.end()));
   }
 
   #dropped(cause: DropCause, kind: TrackKind, count = 1): void {
@@ -513,27 +464,9 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     this.#addLatency.add(ms);
   }
 
-  /**
-   * After an add: every packet of a track with a timestamp no later than what every other track has reached
-   * was written (mediabunny's interleaving rule); its receive → stdin time is now.
-   */
+  /** After an add: the frame is in its track's pipe now. */
   #noteWritten(frame: TimedFrame): void {
-    if (frame.receiveTimeMs >= this.#runningSinceMs)
-      this.#unwritten[frame.kind].push({
-        timestampUs: frame.timestampUs,
-        receiveTimeMs: frame.receiveTimeMs,
-      });
-    const now = Date.now();
-    const tracks: TrackKind[] = this.#audio ? ['video', 'audio'] : ['video'];
-    for (const kind of tracks) {
-      const reached = Math.min(...tracks.filter((k) => k !== kind).map((k) => this.#lastAddedUs[k]));
-      const queue = this.#unwritten[kind];
-      while (queue.length && queue[0]!.timestampUs <= reached) {
-        this.#stdinLatency.add(now - queue.shift()!.receiveTimeMs);
-      }
-      // Bounded: a track that stops (audio gone) must not grow the other's list.
-      if (queue.length > 1000) queue.splice(0, queue.length - 1000);
-    }
+    if (frame.receiveTimeMs >= this.#runningSinceMs) this.#stdinLatency.add(Date.now() - frame.receiveTimeMs);
   }
 
   /** Frames and payload bytes waiting now (cheap: for periodic gauges, unlike stats()). */
@@ -546,7 +479,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     return {
       framesWritten: { ...s.framesWritten },
       silencePacketsInserted: s.silencePacketsInserted,
-      bytesOut: s.bytesOut,
+      bytesOut: this.#streams.reduce((sum, stream) => sum + stream.bytesOut, 0),
       queueDepth: this.#queue.length,
       queueDepthMax: s.queueDepthMax,
       queueBytes: this.#queuedBytes,

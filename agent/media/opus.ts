@@ -47,3 +47,28 @@ export function opusHead(channels: 1 | 2, inputSampleRate = 48_000): Uint8Array 
 /** One 20 ms CELT frame that decodes to silence (TOC 0xF8, mono): fills gaps where no audio arrived. */
 export const OPUS_SILENCE_20MS = new Uint8Array([0xf8, 0xff, 0xfe]);
 export const OPUS_SILENCE_DURATION_US = 20_000;
+
+/** TOC bytes of CELT-only fullband mono packets (configs 31 … 28) by frame duration, longest first. */
+const SILENCE_TOC: ReadonlyArray<readonly [durationUs: number, toc: number]> = [
+  [20_000, 0xf8],
+  [10_000, 0xf0],
+  [5_000, 0xe8],
+  [2_500, 0xe0],
+];
+
+/**
+ * Silent packets that fill `durationUs` as closely as Opus frame sizes allow (2.5 ms steps, longest first):
+ * what is left over is under 2.5 ms, for audiorate to fill. The CELT silence flag is the frame's first
+ * symbol whatever its size, so the 20 ms frame's payload serves for every size.
+ */
+export function opusSilence(durationUs: number): Array<{ data: Uint8Array; durationUs: number }> {
+  const packets: Array<{ data: Uint8Array; durationUs: number }> = [];
+  let left = durationUs;
+  for (const [frameUs, toc] of SILENCE_TOC) {
+    while (left >= frameUs) {
+      packets.push({ data: new Uint8Array([toc, 0xff, 0xfe]), durationUs: frameUs });
+      left -= frameUs;
+    }
+  }
+  return packets;
+}

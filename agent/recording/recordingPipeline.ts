@@ -5,7 +5,7 @@ import { MatroskaStreamMuxer } from '../media/muxer.js';
 import type { TimedFrame } from '../media/timeline.js';
 import type { DropCause } from '../ops/metrics.js';
 import { GstProcess } from '../sink/gstProcess.js';
-import { buildPipelineArgs } from '../sink/pipeline.js';
+import { buildPipelineArgs, pipelineInputs } from '../sink/pipeline.js';
 import { frameSize, type RunInfo, type RunPlan } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { RecordingStats, type RecordingSummary } from './recordingStats.js';
@@ -141,10 +141,12 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     // A run closed before it started still records what it holds: close() waits for this.
     if (this.#failed) return;
     const { plan } = this.#options;
-    const args = buildPipelineArgs(plan.spec, { hasAudio: true });
+    const pipelineOptions = { hasAudio: true };
+    const args = buildPipelineArgs(plan.spec, pipelineOptions);
     this.#log.info({ sink: plan.spec.kind, args: args.join(' ') }, 'starting GStreamer');
     const gst = new GstProcess({
       args,
+      inputs: pipelineInputs(pipelineOptions),
       gstLaunchPath: this.#options.gstLaunchPath,
       logger: this.#log.child({ child: 'gst' }),
       readyTimeoutMs: plan.readyTimeoutMs,
@@ -156,8 +158,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     await gst.start();
     if (this.#failed) return;
     const muxer = new MatroskaStreamMuxer({
-      hasAudio: true,
-      output: gst.stdin,
+      outputs: { video: gst.input(0), audio: gst.input(1) },
       logger: this.#log.child({ component: 'muxer' }),
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
       ...(plan.dropTrailingKeyFrame ? { dropTrailingKeyFrame: true } : {}),

@@ -7,6 +7,8 @@ import { TypedEmitter } from '../typedEmitter.js';
 export interface GstProcessOptions {
   /** Pipeline description as argv (see buildPipelineArgs); `-e` is added here. */
   args: string[];
+  /** How many input pipes the pipeline reads: stdin, then fd 3, 4 … (see pipelineInputs). Default 1. */
+  inputs?: number;
   /** Default `gst-launch-1.0` (looked up on PATH). A seam for tests. */
   gstLaunchPath?: string;
   /** Extra environment for the child (e.g. kvssink's CONTROL_PLANE_URI). Nothing else of ours leaks in. */
@@ -54,10 +56,10 @@ function childEnv(extra: Record<string, string> | undefined): Record<string, str
 }
 
 /**
- * Supervises one `gst-launch-1.0 -e` child that reads Matroska on stdin.
+ * Supervises one `gst-launch-1.0 -e` child that reads Matroska on its input pipes (stdin, fd 3 …).
  *
  * It never restarts anything: `start()` rejects if the pipeline never came up, `died` reports deaths after
- * that, and `close()` ends it gracefully (stdin EOF → EOS → muxer finishes the file) with escalation.
+ * that, and `close()` ends it gracefully (inputs EOF → EOS → muxer finishes the file) with escalation.
  */
 export class GstProcess extends TypedEmitter<GstProcessEvents> {
   readonly #options: GstProcessOptions;
@@ -81,11 +83,25 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
     return this.#child?.pid;
   }
 
-  /** gst's stdin, where the Matroska stream goes. Valid after start() resolved. */
+  /** gst's stdin, its first input. Valid after start() resolved. */
   get stdin(): Writable {
-    const stdin = this.#child?.stdin;
-    if (!stdin) throw new InvalidStateError('GStreamer has not been started');
-    return stdin;
+    return this.input(0);
+  }
+
+  /** Input `index`: 0 is stdin, 1 is fd 3, and so on. Valid after start() resolved. */
+  input(index: number): Writable {
+    const input = this.#inputs()[index];
+    if (!input) throw new InvalidStateError(`GStreamer has no input ${index} (not started?)`);
+    return input;
+  }
+
+  #inputs(): Writable[] {
+    const child = this.#child;
+    if (!child) return [];
+    const count = this.#options.inputs ?? 1;
+    return [child.stdin, ...child.stdio.slice(3, 2 + count)].filter(
+      (s): s is Writable => s !== null && s !== undefined && 'write' in s,
+    );
   }
 
   /** The last lines gst printed, for error reports. */
@@ -113,7 +129,12 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
       // Its own process group: a Ctrl-C in the terminal reaches the agent only, which ends gst in its own
       // teardown order (EOS first); signals from us go to the whole group.
       const child = spawn(path, ['-e', ...this.#options.args], {
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: [
+          'pipe',
+          'pipe',
+          'pipe',
+          ...Array<'pipe'>(Math.max(0, (this.#options.inputs ?? 1) - 1)).fill('pipe'),
+        ],
         env: childEnv(this.#options.env),
         detached: true,
       });
@@ -139,7 +160,8 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
       child.stdout.on('data', onLine('stdout'));
       child.stderr.on('data', onLine('stderr'));
       // EPIPE when gst is gone: the exit handler reports the death, the writer sees its own error.
-      child.stdin.on('error', (err) => this.#log.debug({ err: err }, 'gst stdin error'));
+      for (const input of this.#inputs())
+        input.on('error', (err) => this.#log.debug({ err: err }, 'gst input error'));
       child.on('error', (err) => fail(`could not run ${path}: ${err.message}`, err));
       // 'close' (not 'exit'): by then stdout/stderr are drained, so the error carries gst's last words.
       child.on('close', (exitCode, signal) => {
@@ -159,7 +181,7 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
   }
 
   /**
-   * Graceful end: close stdin so fdsrc sends EOS and the muxer finishes the file, then wait for exit.
+   * Graceful end: close the inputs so each fdsrc sends EOS and the muxer finishes the file, then wait for exit.
    * Escalates to SIGINT (gst-launch -e turns it into EOS too), SIGTERM, SIGKILL, sent to gst's process group.
    * Idempotent. `timeoutMs` is the EOS wait; the whole close takes at most timeoutMs + 3 steps.
    */
@@ -191,8 +213,8 @@ export class GstProcess extends TypedEmitter<GstProcessEvents> {
     const child = this.#child;
     if (!child) return { exitCode: null, signal: null };
     if (this.#exit) return this.#exit;
-    // A hung gst may never take what is queued on stdin: end() without waiting for a drain.
-    child.stdin?.end();
+    // A hung gst may never take what is queued on its inputs: end() without waiting for a drain.
+    for (const input of this.#inputs()) input.end();
     const steps: [NodeJS.Signals | null, number][] = [
       [null, timeoutMs],
       ['SIGINT', stepMs],

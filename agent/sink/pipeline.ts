@@ -21,13 +21,13 @@ export interface PipelineOptions {
 }
 
 /**
- * The front half, shared by every sink: Matroska from the agent on stdin, demuxed; H.264 kept as it is
+ * The front half, shared by every sink: one Matroska stream per track from the agent (video on stdin, audio on
+ * fd 3: see TrackStream), each demuxed; H.264 kept as it is
  * (h264parse only re-frames it, its caps come from the back half); Opus decoded and re-encoded as AAC-LC,
- * the only audio codec KVS plays back. Queues decouple the demuxer from the two branches so a slow encoder
- * does not block video. They are bounded in bytes only (queue's default 10 MB), not in time: after a gap (a
- * Chromium relaunch, a new peer) video that comes back before audio would otherwise fill the video queue by
- * its timestamps alone (the frames on both sides of a 10 s gap are "10 s" of queue), the demuxer blocks on
- * it, audio never reaches the muxer, and the muxer waits for audio forever: gst stops reading its input.
+ * the only audio codec KVS plays back. The back half's muxer interleaves the two by running time. Queues are
+ * bounded in bytes only (queue's default 10 MB), not in time: after a gap (a Chromium relaunch, a new peer)
+ * video that comes back before audio would otherwise fill the video queue by its timestamps alone (the frames
+ * on both sides of a 10 s gap are "10 s" of queue) and gst would stop reading video while it waits for audio.
  */
 /**
  * How much later than its timestamp a player shows the audio this chain writes, measured with the synthetic
@@ -37,12 +37,22 @@ export interface PipelineOptions {
  */
 export const AUDIO_CHAIN_DELAY_MS = ((312 + 1024) * 1000) / 48_000;
 
+/** The pipes a pipeline reads, in GstProcess input order: video on stdin, audio on fd 3. */
+export function pipelineInputs(options: PipelineOptions): number {
+  return options.hasAudio ? 2 : 1;
+}
+
 /** A queue bounded by bytes only (see frontHalf). */
 const QUEUE = ['queue', 'max-size-time=0', 'max-size-buffers=0'];
 
 function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, audioTarget: string): string[] {
   const video = [
-    'demux.video_0',
+    'fdsrc',
+    'fd=0',
+    '!',
+    'matroskademux',
+    'name=vdemux',
+    'vdemux.video_0',
     '!',
     ...QUEUE,
     '!',
@@ -54,7 +64,12 @@ function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, au
   ];
   const audio = hasAudio
     ? [
-        'demux.audio_0',
+        'fdsrc',
+        'fd=3',
+        '!',
+        'matroskademux',
+        'name=ademux',
+        'ademux.audio_0',
         '!',
         ...QUEUE,
         '!',
@@ -80,7 +95,7 @@ function frontHalf(videoCaps: string, videoTail: string[], hasAudio: boolean, au
         audioTarget,
       ]
     : [];
-  return ['fdsrc', 'fd=0', '!', 'matroskademux', 'name=demux', ...video, ...audio];
+  return [...video, ...audio];
 }
 
 function fileBackHalf(spec: Extract<SinkSpec, { kind: 'file' }>, hasAudio: boolean): string[] {
@@ -126,7 +141,7 @@ function kvssinkBackHalf(spec: Extract<SinkSpec, { kind: 'kvssink' }>, hasAudio:
   return [...front, 'kvssink', 'name=sink', ...props];
 }
 
-/** argv for `gst-launch-1.0` (everything after the binary and its `-e`), reading Matroska on stdin. */
+/** argv for `gst-launch-1.0` (everything after the binary and its `-e`), reading the pipes of pipelineInputs(). */
 export function buildPipelineArgs(spec: SinkSpec, options: PipelineOptions): string[] {
   switch (spec.kind) {
     case 'file':

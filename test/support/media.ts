@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import type { WireFrame } from '../../agent/bridge/wire.js';
 import { MatroskaStreamMuxer, type MatroskaStreamMuxerOptions } from '../../agent/media/muxer.js';
 import { GstProcess, type GstProcessOptions } from '../../agent/sink/gstProcess.js';
+import { pipelineInputs } from '../../agent/sink/pipeline.js';
 import { probeFrames } from '../../scripts/lib/mediaProbe.js';
 
 /**
@@ -105,15 +106,29 @@ export function toWireFrames(
 }
 
 /**
- * What every pipeline test starts with: a running gst-launch reading Matroska on stdin and a muxer (not yet
- * started) writing into it, both logging nowhere.
+ * What every pipeline test starts with: a running gst-launch reading the muxer's streams (video on stdin, audio
+ * on fd 3 when `hasAudio`) and a muxer (not yet started) writing into it, both logging nowhere.
  */
 export async function gstWithMuxer(
-  gstOptions: Omit<GstProcessOptions, 'logger'>,
-  muxerOptions: Omit<MatroskaStreamMuxerOptions, 'output' | 'logger'>,
+  gstOptions: Omit<GstProcessOptions, 'logger' | 'inputs'>,
+  muxerOptions: Omit<MatroskaStreamMuxerOptions, 'outputs' | 'logger'> & { hasAudio: boolean },
 ): Promise<{ gst: GstProcess; muxer: MatroskaStreamMuxer }> {
   const logger = pino({ level: 'silent' });
-  const gst = new GstProcess({ ...gstOptions, logger });
+  const { hasAudio, ...options } = muxerOptions;
+  const gst = new GstProcess({ ...gstOptions, inputs: pipelineInputs({ hasAudio }), logger });
   await gst.start();
-  return { gst, muxer: new MatroskaStreamMuxer({ ...muxerOptions, output: gst.stdin, logger }) };
+  const outputs = { video: gst.input(0), audio: hasAudio ? gst.input(1) : undefined };
+  return { gst, muxer: new MatroskaStreamMuxer({ ...options, outputs, logger }) };
+}
+
+/** gst args that keep the muxer's streams as they come: `<base>.video.mkv` and `<base>.audio.mkv`. */
+export function captureArgs(base: string, hasAudio = true): string[] {
+  const capture = (fd: number, track: string) => [
+    'fdsrc',
+    `fd=${fd}`,
+    '!',
+    'filesink',
+    `location=${base}.${track}.mkv`,
+  ];
+  return [...capture(0, 'video'), ...(hasAudio ? capture(3, 'audio') : [])];
 }

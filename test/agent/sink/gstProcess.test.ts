@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
@@ -105,6 +105,39 @@ test('close() ends with EOS (exit 0), is idempotent, and does not report died', 
   expect(a).toBe(b);
   expect(await a).toEqual({ exitCode: 0, signal: null });
   expect(died).toBe(0);
+});
+
+test('a second input is fd 3 of the child: both are read, and close() ends both (EOS from each fdsrc)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'inputs-'));
+  try {
+    const out = (n: number) => join(dir, `in${n}.bin`);
+    const gst = new GstProcess({
+      args: [
+        'fdsrc',
+        'fd=0',
+        '!',
+        'filesink',
+        `location=${out(0)}`,
+        'fdsrc',
+        'fd=3',
+        '!',
+        'filesink',
+        `location=${out(1)}`,
+      ],
+      inputs: 2,
+      logger: log,
+    });
+    await gst.start();
+    expect(gst.input(0)).toBe(gst.stdin);
+    expect(() => gst.input(2)).toThrow(/no input 2/);
+    gst.input(0).write('video bytes');
+    gst.input(1).write('audio bytes');
+    expect(await gst.close()).toEqual({ exitCode: 0, signal: null });
+    expect(await readFile(out(0), 'utf8')).toBe('video bytes');
+    expect(await readFile(out(1), 'utf8')).toBe('audio bytes');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('an unexpected death after readiness emits died with the exit details', async () => {

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { MediaTimeline } from '../../../agent/media/timeline.js';
 import type { WireFrame } from '../../../agent/bridge/wire.js';
-import { AUDIO_CHAIN_DELAY_MS, buildPipelineArgs } from '../../../agent/sink/pipeline.js';
+import { AUDIO_CHAIN_DELAY_MS, buildPipelineArgs, pipelineInputs } from '../../../agent/sink/pipeline.js';
 import { decodeErrors, probe, probeFrames, type ProbeStream } from '../../../scripts/lib/mediaProbe.js';
 import {
   FIXTURE_RAMP,
@@ -17,14 +17,18 @@ import { beepOnsets, decodedAudio, recordedVideoFrames } from '../../../scripts/
 import { clipSpec, FPS, loadClip } from '../../../WebRTC/synthetic/clip.js';
 import { sliceHash } from '../../../WebRTC/synthetic/syntheticMaster.js';
 
-test('file sink args: one MPEG-TS file, audio branch only when asked', () => {
+test('file sink args: one MPEG-TS file, audio branch (from fd 3) only when asked', () => {
   const args = buildPipelineArgs({ kind: 'file', path: '/rec/cam 1%.ts' }, { hasAudio: true });
-  expect(args.slice(0, 5)).toEqual(['fdsrc', 'fd=0', '!', 'matroskademux', 'name=demux']);
+  expect(args.slice(0, 5)).toEqual(['fdsrc', 'fd=0', '!', 'matroskademux', 'name=vdemux']);
+  expect(args.join(' ')).toContain('fdsrc fd=3 ! matroskademux name=ademux ademux.audio_0 !');
+  expect(pipelineInputs({ hasAudio: true })).toBe(2);
+  expect(pipelineInputs({ hasAudio: false })).toBe(1);
   expect(args.slice(-5)).toEqual(['mpegtsmux', 'name=mux', '!', 'filesink', 'location=/rec/cam 1%.ts']);
   expect(args).toContain('avenc_aac');
   expect(args).not.toContain('splitmuxsink');
   const videoOnly = buildPipelineArgs({ kind: 'file', path: '/rec/x.ts' }, { hasAudio: false });
-  expect(videoOnly).not.toContain('demux.audio_0');
+  expect(videoOnly).not.toContain('ademux.audio_0');
+  expect(videoOnly).not.toContain('fd=3');
   expect(() => buildPipelineArgs({ kind: 'file', path: '/rec/x.mp4' }, { hasAudio: false })).toThrow(/\.ts/);
 });
 
