@@ -100,7 +100,7 @@ ENV NODE_ENV=production \
 RUN install -d -o agent -g agent /recordings
 USER agent
 # GStreamer's plugin registry, built once here instead of at the first gst-launch of every container start.
-RUN gst-inspect-1.0 matroskademux h264parse h264timestamper opusdec avenc_aac aacparse mpegtsmux >/dev/null
+RUN gst-inspect-1.0 matroskademux h264parse h264timestamper opusdec voaacenc aacparse mpegtsmux >/dev/null
 # /healthz on METRICS_ADDRESS (set it, not --metrics-address, so that this check finds the endpoint).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["node", "-e", "const a=process.env.METRICS_ADDRESS||'127.0.0.1:9090';if(a==='off')process.exit(0);const i=a.lastIndexOf(':');let h=a.slice(0,i);if(h===''||h==='0.0.0.0')h='127.0.0.1';if(h==='::'||h==='[::]')h='[::1]';fetch('http://'+h+':'+a.slice(i+1)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

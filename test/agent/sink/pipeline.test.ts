@@ -24,7 +24,7 @@ test('file sink args: one MPEG-TS file, audio branch (from fd 3) only when asked
   expect(pipelineInputs({ hasAudio: true })).toBe(2);
   expect(pipelineInputs({ hasAudio: false })).toBe(1);
   expect(args.slice(-5)).toEqual(['mpegtsmux', 'name=mux', '!', 'filesink', 'location=/rec/cam 1%.ts']);
-  expect(args).toContain('avenc_aac');
+  expect(args).toContain('voaacenc');
   expect(args).not.toContain('splitmuxsink');
   const videoOnly = buildPipelineArgs({ kind: 'file', path: '/rec/x.ts' }, { hasAudio: false });
   expect(videoOnly).not.toContain('ademux.audio_0');
