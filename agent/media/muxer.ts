@@ -93,8 +93,9 @@ export interface MatroskaStreamMuxerOptions {
 const AUDIO_GAP_FILL_US = 1_000_000;
 const WATCHDOG_TICK_MS = 250;
 /**
- * A healthy gst reads its stdin continuously (kvssink buffers in memory, it never blocks its input), and the
- * clock only runs once the 64 KiB pipe is full: 2 s of that is a hang, and keeps "GStreamer stalls" ≤ 5 s.
+ * A healthy gst reads its inputs continuously (kvssink buffers in memory, it never blocks its input; while its
+ * muxer waits for one track, the other's queue takes it), and the clock only runs once a 64 KiB pipe is full:
+ * 2 s of that is a hang, and keeps "GStreamer stalls" ≤ 5 s.
  */
 const DEFAULT_STALL_TIMEOUT_MS = 2_000;
 /** The last fragment of a run has at least this much audio (padded with silence at the end). */
