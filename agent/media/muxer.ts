@@ -83,6 +83,11 @@ export interface MatroskaStreamMuxerOptions {
    * waits in the queue for the next video frame, and one still waiting at finish() is dropped and counted.
    */
   dropTrailingKeyFrame?: boolean;
+  /**
+   * How much audio the gst chain keeps back when its input ends (see AUDIO_CHAIN_TAIL_MS): the run's audio is
+   * padded with this much silence more, so that all of it comes out. Default 0.
+   */
+  audioTailUs?: number;
   logger: Logger;
 }
 
@@ -179,6 +184,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
       maxQueuedBytes: options.maxQueuedBytes ?? 32 * 1024 * 1024,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
       dropTrailingKeyFrame: options.dropTrailingKeyFrame ?? false,
+      audioTailUs: options.audioTailUs ?? 0,
     };
     this.#log = options.logger;
     const stream = (source: EncodedVideoPacketSource | EncodedAudioPacketSource, pipe: Writable) => {
@@ -334,6 +340,16 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   }
 
   /** False when the packet had no place in the run (dropped and counted). */
+  /** Silence from the end of the audio written so far up to `untilUs`, to within 2.5 ms. */
+  async #fillSilenceTo(untilUs: number, channels: 1 | 2 = 1): Promise<void> {
+    if (!this.#audio || this.#audioEndUs === null) return;
+    for (const s of opusSilence(untilUs - this.#audioEndUs)) {
+      await this.#addAudioPacket(s.data, this.#audioEndUs, s.durationUs, channels);
+      this.#audioEndUs += s.durationUs;
+      this.#stats.silencePacketsInserted++;
+    }
+  }
+
   async #addAudio(frame: TimedFrame): Promise<boolean> {
     if (!this.#audio) return false;
     const durationUs = opusPacketDurationUs(frame.data);
@@ -350,12 +366,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     if (!this.#realAudioSeen) {
       // The run starts at a video key frame; audio usually begins a few packets later. Silence up to the first
       // real packet, to within 2.5 ms, makes both tracks start together and the real audio keep its place.
-      let endUs = startUs;
-      for (const s of opusSilence(frame.timestampUs - endUs)) {
-        await this.#addAudioPacket(s.data, endUs, s.durationUs, channels);
-        endUs += s.durationUs;
-        this.#stats.silencePacketsInserted++;
-      }
+      await this.#fillSilenceTo(frame.timestampUs, channels);
       // Under 2.5 ms after the start: the stream's first packet must be at the start itself.
       if (!this.#audioStarted) timestampUs = startUs;
       this.#realAudioSeen = true;
@@ -436,11 +447,17 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     // No more audio can come: cover the last video frames, so the last KVS fragment has both tracks (4011) —
     // kvssink drops the first AAC frame of a session (DISCONT), so a session cut short right after its first
     // key frame needs a few AAC frames more.
-    if (this.#videoConfigured && this.#lastVideoUs >= 0) {
-      // Past the last video frame by one packet; the last fragment (from the last key frame) at least
-      // END_PAD_US long in audio. More would overlap the next session's first fragment.
-      const until = Math.max(this.#lastVideoUs + OPUS_SILENCE_DURATION_US, this.#lastKeyUs + END_PAD_US);
-      await this.#fillSilence(until).catch((err: unknown) =>
+    if (this.#videoConfigured && this.#lastVideoUs >= 0 && this.#audioEndUs !== null) {
+      // Past the last video frame by one packet and the last fragment (from the last key frame) at least
+      // END_PAD_US long in audio, all of the real audio included; then what the audio chain keeps at its end
+      // (audioTailUs), so that this much comes out of it. More would overlap the next session's first fragment.
+      const until =
+        Math.max(
+          this.#lastVideoUs + OPUS_SILENCE_DURATION_US,
+          this.#lastKeyUs + END_PAD_US,
+          this.#audioEndUs,
+        ) + this.#opts.audioTailUs;
+      await this.#fillSilenceTo(until).catch((err: unknown) =>
         this.#log.warn({ err }, 'could not pad audio at the end'),
       );
     }

@@ -5,7 +5,7 @@ import { MatroskaStreamMuxer } from '../media/muxer.js';
 import type { TimedFrame } from '../media/timeline.js';
 import type { DropCause } from '../ops/metrics.js';
 import { GstProcess } from '../sink/gstProcess.js';
-import { buildPipelineArgs, pipelineInputs } from '../sink/pipeline.js';
+import { AUDIO_CHAIN_TAIL_MS, buildPipelineArgs, pipelineInputs } from '../sink/pipeline.js';
 import { frameSize, type RunInfo, type RunPlan } from '../sink/sink.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { RecordingStats, type RecordingSummary } from './recordingStats.js';
@@ -159,6 +159,7 @@ export class RecordingPipeline extends TypedEmitter<PipelineEvents> {
     if (this.#failed) return;
     const muxer = new MatroskaStreamMuxer({
       outputs: { video: gst.input(0), audio: gst.input(1) },
+      audioTailUs: AUDIO_CHAIN_TAIL_MS * 1000,
       logger: this.#log.child({ component: 'muxer' }),
       ...(this.#options.stallTimeoutMs ? { stallTimeoutMs: this.#options.stallTimeoutMs } : {}),
       ...(plan.dropTrailingKeyFrame ? { dropTrailingKeyFrame: true } : {}),

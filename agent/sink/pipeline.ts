@@ -40,6 +40,15 @@ export interface PipelineOptions {
  */
 export const AUDIO_CHAIN_DELAY_MS = ((312 + 1600) * 1000) / 48_000;
 
+/**
+ * How much of its input the audio chain never outputs when the input ends: voaacenc does not drain, so its
+ * 1600 samples of delay and the last partial 1024-sample frame stay in it (measured: 10 000 samples in, 9
+ * frames out). The muxer pads each run's audio by this much (MatroskaStreamMuxerOptions.audioTailUs): without
+ * it a run's last 35–55 ms of audio were lost, and kvssink, which ends a session at its first pad's EOS, lost
+ * the session's last video frame whenever the audio then ended before it.
+ */
+export const AUDIO_CHAIN_TAIL_MS = ((1600 + 1024) * 1000) / 48_000;
+
 /** The pipes a pipeline reads, in GstProcess input order: video on stdin, audio on fd 3. */
 export function pipelineInputs(options: PipelineOptions): number {
   return options.hasAudio ? 2 : 1;

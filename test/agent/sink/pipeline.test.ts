@@ -2,9 +2,14 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { MediaTimeline } from '../../../agent/media/timeline.js';
+import { MediaTimeline, type TimedFrame } from '../../../agent/media/timeline.js';
 import type { WireFrame } from '../../../agent/bridge/wire.js';
-import { AUDIO_CHAIN_DELAY_MS, buildPipelineArgs, pipelineInputs } from '../../../agent/sink/pipeline.js';
+import {
+  AUDIO_CHAIN_DELAY_MS,
+  AUDIO_CHAIN_TAIL_MS,
+  buildPipelineArgs,
+  pipelineInputs,
+} from '../../../agent/sink/pipeline.js';
 import { decodeErrors, probe, probeFrames, type ProbeStream } from '../../../scripts/lib/mediaProbe.js';
 import {
   FIXTURE_RAMP,
@@ -317,3 +322,57 @@ for (const sink of ['file', 'kvssink'] as const) {
     }
   });
 }
+
+/**
+ * voaacenc does not drain at EOS: its delay and the last partial frame stay in it. A run's audio is padded by
+ * AUDIO_CHAIN_TAIL_MS so that all of its real audio comes out (presented up to the real end plus the chain
+ * delay) and the audio outlasts the last video frame (kvssink ends a session at its first pad's EOS). Run
+ * with no tail as well, which shows what the tail is for.
+ */
+test('the audio chain keeps nothing back at the end of a run: all real audio comes out, past the last video frame', async () => {
+  test.setTimeout(120_000);
+  const dir = await mkdtemp(join(tmpdir(), 'tail-'));
+  try {
+    const timeline = new MediaTimeline({ audioLeadMs: AUDIO_CHAIN_DELAY_MS });
+    const frames = toWireFrames(await readPackets(FIXTURE_RAMP))
+      .map((f) => timeline.push(f))
+      .filter((f): f is TimedFrame => f !== null && f.timestampUs < 5_000_000);
+    const video = frames.filter((f) => f.kind === 'video');
+    const audio = frames.filter((f) => f.kind === 'audio');
+    const realEndMs = (audio.at(-1)!.timestampUs + 20_000) / 1000;
+    const lastVideoMs = video.at(-1)!.timestampUs / 1000;
+    const ends: Record<string, { presentedMs: number; pastVideoMs: number }> = {};
+    for (const tailMs of [0, AUDIO_CHAIN_TAIL_MS]) {
+      const file = join(dir, `tail-${tailMs}.ts`);
+      const { gst, muxer } = await gstWithMuxer(
+        { args: buildPipelineArgs({ kind: 'file', path: file }, { hasAudio: true }) },
+        { hasAudio: true, maxQueuedFrames: 100_000, audioTailUs: tailMs * 1000 },
+      );
+      await muxer.start();
+      for (const f of frames) muxer.write(f);
+      await muxer.finish();
+      expect(await gst.close({ timeoutMs: 30_000 })).toEqual({ exitCode: 0, signal: null });
+      const v = await probeFrames(file, 'v');
+      const a = await probeFrames(file, 'a');
+      expect(v.length).toBe(video.length);
+      // Both tracks start at the first key frame (0 on the recording clock), so times are relative to it.
+      const t0 = v[0]!.ptsTime;
+      const audioEndMs = (a.at(-1)!.ptsTime + 1024 / 48_000 - t0) * 1000;
+      ends[tailMs] = {
+        // Audio stamped t is heard at t + the chain delay: how much of the real audio a player hears.
+        presentedMs: audioEndMs - AUDIO_CHAIN_DELAY_MS - realEndMs,
+        pastVideoMs: audioEndMs - lastVideoMs,
+      };
+    }
+    process.stdout.write(
+      `measured audio end, ms (past the real audio heard; past the last video frame): ${JSON.stringify(ends)}\n`,
+    );
+    const padded = ends[AUDIO_CHAIN_TAIL_MS]!;
+    expect(padded.presentedMs).toBeGreaterThanOrEqual(0);
+    expect(padded.pastVideoMs).toBeGreaterThanOrEqual(20);
+    // Without the tail the chain keeps the last 35–55 ms of real audio.
+    expect(ends[0]!.presentedMs).toBeLessThan(-30);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
