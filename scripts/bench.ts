@@ -7,7 +7,7 @@
  * input. Scenarios: 1 channel at 720p30 and at 1080p30, then N = 2, 4, 8 … channels at 720p30 until frames
  * are lost. Synthetic masters (ground truth: every frame sent is logged) run in a process of their own.
  * Per process group (Chromium, Node, GStreamer): CPU-s per media-second, steady and peak PSS; per channel:
- * frames lost, key-frame interval, answer → first recorded key frame (and → gst up), latency receive → muxer and → gst stdin.
+ * frames lost, key-frame interval, answer → first recorded key frame (and → gst up), latency receive → muxer and → gst input (its pipe for the track).
  * The agent runs as the image runs it, compiled (`npm run build`, which `npm run bench` does first): under tsx
  * its Node would carry the TypeScript loader (≈ 60 MiB more PSS, and an esbuild child) that no user runs.
  * Writes bench.json, report.md and chart.png to --out (default bench-results/<time>) and prints the report.
@@ -423,7 +423,7 @@ function summarize(
       met: firstKey.length ? Math.max(...firstKey) <= 2000 : null,
     },
     {
-      name: 'receive → gst stdin p99 (worst channel)',
+      name: 'receive → gst input p99 (worst channel)',
       target: '≤ 20 ms',
       measured: p99.length ? `${num(Math.max(...p99), 1)} ms` : '–',
       met: p99.length ? Math.max(...p99) <= 20 : null,

@@ -45,7 +45,7 @@ export function markdownReport(r: BenchResults): string {
     lines.push(`| ${res} | ${f(t.mediaSeconds, 1)} | ${f(t.cpuSeconds, 2)} | ${f(t.cpuPerMediaSecond)} |`);
   lines.push('', '## Per channel (agent scenarios)', '');
   lines.push(
-    '| scenario | channel | frames recorded | lost | unknown | dropped by agent (all causes, before the first key frame too) | decode errors | key-frame interval max ms | answer → first recorded key frame ms (→ gst up) | receive → muxer p50 / p99 / max ms | receive → gst stdin p50 / p99 / max ms |',
+    '| scenario | channel | frames recorded | lost | unknown | dropped by agent (all causes, before the first key frame too) | decode errors | key-frame interval max ms | answer → first recorded key frame ms (→ gst up) | receive → muxer p50 / p99 / max ms | receive → gst input p50 / p99 / max ms |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const s of r.scenarios) {
