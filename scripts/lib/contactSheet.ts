@@ -65,8 +65,13 @@ export function pngSize(png: Buffer): { width: number; height: number } {
   return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
 }
 
-/** The decoded frame at `offsetS` into a file (ffmpeg seeks to the key frame before it and decodes up to it). */
+/**
+ * The decoded frame at `offsetS` into a file. The input seek stops up to 5 s short and the rest is decoded:
+ * an input seek into an MPEG-TS file's last GOP returns no frame at all (ffmpeg 5.1, measured on a 44.8 s
+ * recording: -ss 42 gave a frame, -ss 42.9 after the last key frame at 42.83 none).
+ */
 export async function frameAt(path: string, offsetS: number): Promise<Buffer> {
+  const decodedS = Math.min(offsetS, 5);
   const { stdout } = await run(
     'ffmpeg',
     [
@@ -74,9 +79,11 @@ export async function frameAt(path: string, offsetS: number): Promise<Buffer> {
       '-v',
       'error',
       '-ss',
-      offsetS.toFixed(3),
+      (offsetS - decodedS).toFixed(3),
       '-i',
       path,
+      '-ss',
+      decodedS.toFixed(3),
       '-map',
       '0:v:0',
       '-frames:v',

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@playwright/test';
-import { placeFiles, sampleFrames } from '../../../scripts/lib/contactSheet.js';
+import { frameAt, placeFiles, pngSize, sampleFrames } from '../../../scripts/lib/contactSheet.js';
 import { probe } from '../../../scripts/lib/mediaProbe.js';
 import { writeRecordingPictures } from '../../../scripts/lib/recordingPictures.js';
 import { recordingTimeline } from '../../../scripts/lib/recordingTimeline.js';
@@ -52,6 +52,13 @@ test('segments are placed on their own timeline, and frames are sampled every 2 
     [8, '1280x720'],
     [10, '1280x720'],
   ]);
+});
+
+test('a frame is found in the last GOP of a file too (an input seek there alone finds none)', async () => {
+  // a.ts: 6 s with a key frame every second; 5.2 and 5.9 s lie after the last one.
+  for (const atS of [0, 4.5, 5.2, 5.9]) {
+    expect(pngSize(await frameAt(files[0]!, atS)), `frame at ${atS} s`).toEqual({ width: 640, height: 360 });
+  }
 });
 
 test('the timeline finds the holes per track, key frames and the resolution change', async () => {
