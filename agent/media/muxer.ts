@@ -135,7 +135,7 @@ class LateAudioError extends AgentError {
  * pipes' backpressure; a watchdog reports a pipe that stopped moving.
  */
 export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
-  readonly #opts: Required<Omit<MatroskaStreamMuxerOptions, 'logger' | 'outputs'>> & { hasAudio: boolean };
+  readonly #opts: Required<Omit<MatroskaStreamMuxerOptions, 'logger' | 'outputs'>>;
   readonly #log: Logger;
   readonly #streams: TrackStream[] = [];
   readonly #video: EncodedVideoPacketSource;
@@ -179,7 +179,6 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   constructor(options: MatroskaStreamMuxerOptions) {
     super();
     this.#opts = {
-      hasAudio: options.outputs.audio !== undefined,
       maxQueuedFrames: options.maxQueuedFrames ?? 600,
       maxQueuedBytes: options.maxQueuedBytes ?? 32 * 1024 * 1024,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
@@ -319,7 +318,12 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
   }
 
   /** One Opus packet into the audio stream; the first one declares the track (`channels`: of the real audio). */
-  async #addAudioPacket(data: Uint8Array, timestampUs: number, durationUs: number, channels: 1 | 2) {
+  async #addAudioPacket(
+    data: Uint8Array,
+    timestampUs: number,
+    durationUs: number,
+    channels: 1 | 2,
+  ): Promise<void> {
     const audio = this.#audio;
     if (!audio) return;
     const packet = new EncodedPacket(data, 'key', timestampUs / 1e6, durationUs / 1e6);
@@ -339,7 +343,6 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     }
   }
 
-  /** False when the packet had no place in the run (dropped and counted). */
   /** Silence from the end of the audio written so far up to `untilUs`, to within 2.5 ms. */
   async #fillSilenceTo(untilUs: number, channels: 1 | 2 = 1): Promise<void> {
     if (!this.#audio || this.#audioEndUs === null) return;
@@ -350,6 +353,7 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
     }
   }
 
+  /** False when the packet had no place in the run (dropped and counted). */
   async #addAudio(frame: TimedFrame): Promise<boolean> {
     if (!this.#audio) return false;
     const durationUs = opusPacketDurationUs(frame.data);
