@@ -124,7 +124,12 @@ test('frame socket lost under the worker: seq counts the skipped frames, a key f
     `frame socket reconnect: ${jumps[0]! - 1} frames skipped, key frame ${keyDelayMs.toFixed(0)} ms after the gap`,
   );
   expect(keyDelayMs).toBeLessThan(1_000);
-  expect((await h.status()).tracks.video?.framesSkipped).toBeGreaterThanOrEqual(jumps[0]! - 1);
+  // Every frame the worker skipped while it had no socket is numbered, so it is in the gap. The gap may hold
+  // more: frames sent into the old socket while the bridge was replacing it are lost, not skipped (CI: 3
+  // skipped, a gap of 4).
+  const skipped = (await h.status()).tracks.video?.framesSkipped ?? 0;
+  expect(skipped).toBeGreaterThan(0);
+  expect(skipped).toBeLessThanOrEqual(jumps[0]! - 1);
 });
 
 test('GO_AWAY: signaling reconnects while the call and the frames go on', async () => {
