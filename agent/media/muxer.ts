@@ -7,7 +7,6 @@ import type { DropCause } from '../ops/metrics.js';
 import { TypedEmitter } from '../typedEmitter.js';
 import { avcCodecString } from './h264.js';
 import {
-  OPUS_SILENCE_20MS,
   OPUS_SILENCE_DURATION_US,
   opusHead,
   opusPacketChannels,
@@ -335,12 +334,9 @@ export class MatroskaStreamMuxer extends TypedEmitter<MuxerEvents> {
 
   /** Silent 20 ms packets from the end of the audio written so far while before `untilUs` (gap filling). */
   async #fillSilence(untilUs: number): Promise<void> {
-    if (!this.#audio || this.#audioEndUs === null) return;
-    while (this.#audioEndUs < untilUs) {
-      await this.#addAudioPacket(OPUS_SILENCE_20MS, this.#audioEndUs, OPUS_SILENCE_DURATION_US, 1);
-      this.#audioEndUs += OPUS_SILENCE_DURATION_US;
-      this.#stats.silencePacketsInserted++;
-    }
+    if (this.#audioEndUs === null || this.#audioEndUs >= untilUs) return;
+    const packets = Math.ceil((untilUs - this.#audioEndUs) / OPUS_SILENCE_DURATION_US);
+    await this.#fillSilenceTo(this.#audioEndUs + packets * OPUS_SILENCE_DURATION_US);
   }
 
   /** Silence from the end of the audio written so far up to `untilUs`, to within 2.5 ms. */
