@@ -90,10 +90,10 @@ RUN bash /tmp/deps/install-system-deps.sh --runtime \
 WORKDIR /app
 COPY --from=prod-deps /deps/node_modules /app/node_modules
 COPY --from=app-build /out/ /app/
-# Chromium with the agent's flags (agent/browser/viewerBrowser.ts: --no-sandbox, --disable-dev-shm-usage,
-# --disable-gpu, headless), so Fargate needs no extra capability and no /dev/shm sizing.
+# Chromium's headless shell (the agent's default when headless) with the agent's flags
+# (agent/browser/viewerBrowser.ts: --no-sandbox, --disable-dev-shm-usage, --disable-gpu), so Fargate needs no
+# extra capability and no /dev/shm sizing.
 ENV NODE_ENV=production \
-    CHROMIUM_PATH=/usr/lib/chromium/chromium \
     WEB_ROOT=/app/dist/web \
     OUTPUT_DIR=/recordings \
     METRICS_ADDRESS=127.0.0.1:9090

@@ -18,6 +18,13 @@ interface OptionSpec {
   defaultText: string;
 }
 
+/**
+ * Debian's Chromium builds. Headless, the agent runs the headless shell: the same Blink and WebRTC without
+ * the browser UI, ≈ 120 MiB less PSS for the same call (measured, Chromium 156). A window needs the full one.
+ */
+export const HEADLESS_SHELL_PATH = '/usr/lib/chromium/chromium-headless-shell';
+export const CHROMIUM_PATH = '/usr/lib/chromium/chromium';
+
 const OPTIONS = {
   channel: {
     flag: 'channel',
@@ -124,7 +131,7 @@ const OPTIONS = {
     env: 'CHROMIUM_PATH',
     type: 'string',
     description: 'Chromium binary (not the /usr/bin/chromium wrapper script)',
-    defaultText: '/usr/lib/chromium/chromium',
+    defaultText: `${HEADLESS_SHELL_PATH} (with --headed: ${CHROMIUM_PATH})`,
   },
   gstLaunchPath: {
     flag: 'gst-launch-path',
@@ -229,7 +236,7 @@ const schema = z
     keyframeIntervalMs: intFromString(500, 9_000).default(2000),
     durationSeconds: intFromString(1, 365 * 86_400).optional(),
     headed: z.boolean().default(false),
-    chromiumPath: z.string().min(1).default('/usr/lib/chromium/chromium'),
+    chromiumPath: z.string().min(1).optional(),
     gstLaunchPath: z.string().min(1).default('gst-launch-1.0'),
     webRoot: z.string().min(1).default('dist/web'),
     stopBudgetSeconds: intFromString(5, 3_600).default(25),
@@ -255,8 +262,9 @@ export interface ChannelEntry {
 }
 
 export type AgentConfig = Readonly<
-  Omit<z.infer<typeof schema>, 'clientId'> & {
+  Omit<z.infer<typeof schema>, 'clientId' | 'chromiumPath'> & {
     clientId: string;
+    chromiumPath: string;
     /** Every channel to record, in the order given; `channel` and `stream` are the first one's. */
     channels: readonly ChannelEntry[];
     /**
@@ -342,6 +350,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
     channels: Object.freeze(channels),
     channelPerUnit: channels.length > 1 || rest.channelsFile !== undefined,
     clientId: clientId ?? `viewer-${now.getTime()}`,
+    chromiumPath: rest.chromiumPath ?? (rest.headed ? CHROMIUM_PATH : HEADLESS_SHELL_PATH),
   });
 }
 

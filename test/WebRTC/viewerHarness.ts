@@ -7,6 +7,7 @@ import { SignalingPresigner } from '../../agent/aws/presigner.js';
 import { BridgeServer } from '../../agent/bridge/bridgeServer.js';
 import type { PageCounters, PageToAgent, ViewerConfig } from '../../agent/bridge/controlProtocol.js';
 import { CHROMIUM_FLAGS } from '../../agent/browser/viewerBrowser.js';
+import { HEADLESS_SHELL_PATH } from '../../agent/config.js';
 import type { WireFrame } from '../../agent/bridge/wire.js';
 import { createLogger, type Logger } from '../../agent/log.js';
 import {
@@ -29,6 +30,8 @@ import { controlClient } from '../emulator/support.js';
 export const WEB_ROOT = resolve(import.meta.dirname, '../../dist/web');
 export const CLIENT_ID = 'viewer-page-test';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
+/** The viewer page runs in the agent's own Chromium (the headless shell unless CHROMIUM_PATH says otherwise). */
+const VIEWER_CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
 const credentials = () => Promise.resolve({ ...DEFAULT_EMULATOR_CREDENTIALS });
 
 export interface Received<T> {
@@ -188,7 +191,7 @@ export class ViewerHarness {
     const bridge = new BridgeServer({ webRoot: WEB_ROOT, logger });
     await bridge.listen();
     const master = await MasterPage.launch(emulator, channelName, logger);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_FLAGS] });
+    const browser = await chromium.launch({ executablePath: VIEWER_CHROMIUM, args: [...CHROMIUM_FLAGS] });
     const page = await browser.newPage();
     page.on('pageerror', (err) => logger.error({ err: err.message }, 'viewer page error'));
     const harness = new ViewerHarness(emulator, channelName, bridge, master, browser, page, logger);

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@playwright/test';
-import { helpText, loadConfig, readChannelsFile } from '../../agent/config.js';
+import {
+  CHROMIUM_PATH,
+  HEADLESS_SHELL_PATH,
+  helpText,
+  loadConfig,
+  readChannelsFile,
+} from '../../agent/config.js';
 import { ConfigError } from '../../agent/errors.js';
 
 const run = promisify(execFile);
@@ -105,7 +111,7 @@ const EXPECTED_ROWS: Row[] = [
   ['keyframe-interval-ms', 'KEYFRAME_INTERVAL_MS', 'keyframeIntervalMs', '2000', 2000, '1000', 1000],
   ['duration', 'DURATION_SECONDS', 'durationSeconds', 'run until SIGINT/SIGTERM', undefined, '20', 20],
   ['headed', 'HEADED', 'headed', 'false', false, 'true', true],
-  ['chromium-path', 'CHROMIUM_PATH', 'chromiumPath', '/usr/lib/chromium/chromium', '/usr/lib/chromium/chromium', '/opt/c', '/opt/c'],
+  ['chromium-path', 'CHROMIUM_PATH', 'chromiumPath', '/usr/lib/chromium/chromium-headless-shell (with --headed: /usr/lib/chromium/chromium)', '/usr/lib/chromium/chromium-headless-shell', '/opt/c', '/opt/c'],
   ['gst-launch-path', 'GST_LAUNCH_PATH', 'gstLaunchPath', 'gst-launch-1.0', 'gst-launch-1.0', '/opt/gst', '/opt/gst'],
   ['web-root', 'WEB_ROOT', 'webRoot', 'dist/web', 'dist/web', 'web', 'web'],
   ['stop-budget', 'STOP_BUDGET_SECONDS', 'stopBudgetSeconds', '25', 25, '20', 20],
@@ -162,6 +168,14 @@ test('the defaults --help states are the values loadConfig returns, and nothing 
   ]);
   expect(config.channelPerUnit).toBe(false);
   for (const o of EXPECTED_OPTIONS) expect(config[o.key], o.flag).toEqual(o.default);
+});
+
+test('headless runs the headless shell, --headed the full Chromium; --chromium-path wins over both', () => {
+  expect(loadConfig([], {}).chromiumPath).toBe(HEADLESS_SHELL_PATH);
+  expect(loadConfig(['--headed'], {}).chromiumPath).toBe(CHROMIUM_PATH);
+  expect(loadConfig([], { HEADED: 'true' }).chromiumPath).toBe(CHROMIUM_PATH);
+  expect(loadConfig(['--headed', '--chromium-path', '/opt/c'], {}).chromiumPath).toBe('/opt/c');
+  expect(loadConfig([], { CHROMIUM_PATH: '/opt/c' }).chromiumPath).toBe('/opt/c');
 });
 
 for (const o of EXPECTED_OPTIONS) {

@@ -1,8 +1,10 @@
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
+import { HEADLESS_SHELL_PATH } from '../../agent/config.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
+/** The agent's Chromium. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
 
 /**
  * The agent's Chromium has no debugging port (a pipe only). A test starts it through this wrapper, which

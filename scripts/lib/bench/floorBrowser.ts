@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { CHROMIUM_FLAGS } from '../../../agent/browser/viewerBrowser.js';
+import { HEADLESS_SHELL_PATH } from '../../../agent/config.js';
 import type { FloorChannelState } from '../../../WebRTC/floorState.js';
 import { serveStatic } from '../staticServer.js';
 
@@ -15,8 +16,8 @@ export interface FloorBrowser {
 }
 
 /**
- * The receive floor (`WebRTC/floor.html`): the same Chromium, launched the way the agent launches it (its
- * flags, headless, a pipe, no Network domain), receiving and decoding `channels` with no transform.
+ * The receive floor (`WebRTC/floor.html`): the same Chromium, launched the way the agent launches it (the
+ * headless shell, its flags, a pipe, no Network domain), receiving and decoding `channels` with no transform.
  * Resolves once every channel has decoded `minFrames` video frames.
  */
 export async function launchFloor(options: {
@@ -37,7 +38,7 @@ export async function launchFloor(options: {
   };
   try {
     browser = await puppeteer.launch({
-      executablePath: options.executablePath ?? process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium',
+      executablePath: options.executablePath ?? process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH,
       headless: true,
       userDataDir,
       args: [...CHROMIUM_FLAGS],
