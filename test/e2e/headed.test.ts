@@ -228,7 +228,7 @@ test('--headed under Xvfb: the viewer window shows the connected call and the fr
       ],
     },
   });
-  const wrapper = await chromiumWithDebugPort(dir);
+  const wrapper = await chromiumWithDebugPort(dir, { headed: true });
   // As `npm run demo -- --headed` under xvfb-run starts it: the display comes from the environment.
   agent = spawnAgent({
     args: [

@@ -1,19 +1,19 @@
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { HEADLESS_SHELL_PATH } from '../../agent/config.js';
-
-/** The agent's Chromium. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
+import { CHROMIUM_PATH, HEADLESS_SHELL_PATH } from '../../agent/config.js';
 
 /**
  * The agent's Chromium has no debugging port (a pipe only). A test starts it through this wrapper, which
  * adds one and notes the profile directory, where Chromium writes the port it picked: so the test can reach
- * the agent's own pages over CDP (`--chromium-path <path>`).
+ * the agent's own pages over CDP (`--chromium-path <path>`). `headed`: the binary the agent runs with
+ * `--headed` (the full Chromium) instead of the headless shell; CHROMIUM_PATH replaces both, as for the agent.
  */
 export async function chromiumWithDebugPort(
   dir: string,
+  options: { headed?: boolean } = {},
 ): Promise<{ path: string; port: () => Promise<number> }> {
+  const chromium = process.env.CHROMIUM_PATH ?? (options.headed ? CHROMIUM_PATH : HEADLESS_SHELL_PATH);
   const path = join(dir, 'chromium-with-debug-port.sh');
   const note = join(dir, 'user-data-dir');
   await writeFile(
@@ -23,7 +23,7 @@ export async function chromiumWithDebugPort(
       'for a in "$@"; do',
       `  case "$a" in --user-data-dir=*) printf '%s' "\${a#--user-data-dir=}" > '${note}';; esac`,
       'done',
-      `exec '${CHROMIUM}' --remote-debugging-port=0 "$@"`,
+      `exec '${chromium}' --remote-debugging-port=0 "$@"`,
       '',
     ].join('\n'),
   );
