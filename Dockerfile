@@ -106,7 +106,7 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["node", "-e", "const a=process.env.METRICS_ADDRESS||'127.0.0.1:9090';if(a==='off')process.exit(0);const i=a.lastIndexOf(':');let h=a.slice(0,i);if(h===''||h==='0.0.0.0')h='127.0.0.1';if(h==='::'||h==='[::]')h='[::1]';fetch('http://'+h+':'+a.slice(i+1)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
 # tini as PID 1 forwards SIGTERM to the agent (which drains within --stop-budget) and reaps Chromium's orphans.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--no-warnings", "dist/node/agent/main.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--no-warnings", "--max-semi-space-size=2", "dist/node/agent/main.js"]
 CMD []
 
 # --- runtime: the production image (the default target) ------------------------------------------------------

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { createLogger, lineSplitter } from '../agent/log.js';
+import { NODE_FLAGS } from '../agent/nodeFlags.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../emulator/server.js';
 import { metricValue, waitFor } from '../test/support/recoveryHarness.js';
 import { launchMaster, type MasterHandle } from './lib/masterBrowser.js';
@@ -129,9 +130,12 @@ async function main(): Promise<void> {
       Healthcheck?: { Test?: string[] };
       Env?: string[];
     };
+    const entrypoint = config.Entrypoint ?? [];
     check(
-      config.User === 'agent' && (config.Entrypoint ?? [])[0] === '/usr/bin/tini',
-      'image runs as user agent under tini',
+      config.User === 'agent' &&
+        entrypoint[0] === '/usr/bin/tini' &&
+        NODE_FLAGS.every((f) => entrypoint.includes(f)),
+      `image runs as user agent under tini, node with ${NODE_FLAGS.join(' ')} (agent/nodeFlags.ts)`,
       `User=${config.User} Entrypoint=${JSON.stringify(config.Entrypoint)}`,
     );
     check(

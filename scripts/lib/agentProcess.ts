@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { lineSplitter } from '../../agent/log.js';
+import { NODE_FLAGS } from '../../agent/nodeFlags.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -38,6 +39,7 @@ export function spawnAgent(options: {
     // Warnings are not lost: main.ts logs them as structured lines.
     [
       '--no-warnings',
+      ...NODE_FLAGS,
       ...(options.compiled ? [COMPILED_AGENT] : ['--import', 'tsx', resolve(ROOT, 'agent/main.ts')]),
       // A free port for /healthz and /metrics unless the caller picks one: agents in tests run side by side.
       ...(options.args.includes('--metrics-address') ? [] : ['--metrics-address', '127.0.0.1:0']),
