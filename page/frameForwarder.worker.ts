@@ -3,7 +3,12 @@
  * frame WebSocket (opened here, in the worker, so frames never cross the main thread) and then handed back
  * to the decoder: a transform that drops frames makes Chromium send a PLI every ~0.4 s.
  */
-import { codecFromMimeType, encodeFrame, type TrackKind } from '../agent/bridge/wire.js';
+import {
+  codecFromMimeType,
+  encodeFrameInto,
+  FRAME_HEADER_BYTES,
+  type TrackKind,
+} from '../agent/bridge/wire.js';
 import { RetryStreak, retryPolicy } from '../agent/policy/backoff.js';
 import { KeyFrameRequester } from './keyFrameRequester.js';
 import type { ForwarderCounters, ForwarderOptions, WorkerToMain } from './workerProtocol.js';
@@ -55,6 +60,8 @@ class FrameForwarder {
   #socket: WebSocket | undefined;
   /** See `seq` in agent/bridge/wire.ts: every frame after the first socket opened, sent or skipped. */
   #seq = 0;
+  /** Where each message is assembled: WebSocket.send copies it (see encodeFrameInto). */
+  #scratch = new ArrayBuffer(0);
   #numbering = false;
   /** Frames were skipped since the last one sent: the next key frame is needed at once. */
   #skipping = false;
@@ -197,7 +204,12 @@ class FrameForwarder {
     }
     // receiveTime is relative to this context's time origin: convert here, not in the main thread.
     const receiveTimeMs = performance.timeOrigin + (meta.receiveTime ?? performance.now());
-    const message = encodeFrame(
+    const data = frame.data;
+    const needed = FRAME_HEADER_BYTES + data.byteLength;
+    // Grown by half again, so a key frame now and then does not reallocate it every time.
+    if (this.#scratch.byteLength < needed) this.#scratch = new ArrayBuffer(Math.ceil(needed * 1.5));
+    const message = encodeFrameInto(
+      this.#scratch,
       {
         kind: this.#kind,
         key,
@@ -210,11 +222,11 @@ class FrameForwarder {
         seq: this.#seq++,
         ...(meta.captureTime ? { captureTimeMs: performance.timeOrigin + meta.captureTime } : {}),
       },
-      frame.data,
+      data,
     );
     ws.send(message);
     c.framesForwarded++;
-    c.bytesForwarded += frame.data.byteLength;
+    c.bytesForwarded += data.byteLength;
   }
 
   #postCounters(): void {

@@ -72,9 +72,26 @@ export function codecFromMimeType(mimeType: string | undefined): FrameCodec {
 }
 
 export function encodeFrame(header: FrameHeader, payload: ArrayBuffer | Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(FRAME_HEADER_BYTES + payload.byteLength);
+  encodeFrameInto(out, header, payload);
+  return out;
+}
+
+/**
+ * encodeFrame into the start of `out` (at least FRAME_HEADER_BYTES + the payload's length): the message is the
+ * returned view. The page's worker reuses one buffer per track, since WebSocket.send copies what it is given:
+ * one frame-sized allocation less per frame for the renderer to collect.
+ */
+export function encodeFrameInto(
+  out: ArrayBuffer,
+  header: FrameHeader,
+  payload: ArrayBuffer | Uint8Array,
+): Uint8Array {
   const body = payload instanceof Uint8Array ? payload : new Uint8Array(payload);
-  const out = new ArrayBuffer(FRAME_HEADER_BYTES + body.byteLength);
-  const view = new DataView(out);
+  const length = FRAME_HEADER_BYTES + body.byteLength;
+  if (out.byteLength < length)
+    throw new RangeError(`encodeFrameInto: ${length} bytes needed, ${out.byteLength} given`);
+  const view = new DataView(out, 0, length);
   view.setUint8(0, WIRE_VERSION);
   view.setUint8(1, KIND_CODES[header.kind]);
   view.setUint8(2, header.key ? 1 : 0);
@@ -87,8 +104,8 @@ export function encodeFrame(header: FrameHeader, payload: ArrayBuffer | Uint8Arr
   view.setUint32(24, header.seq >>> 0, true);
   view.setUint32(28, body.byteLength, true);
   view.setFloat64(32, header.captureTimeMs ?? 0, true);
-  new Uint8Array(out, FRAME_HEADER_BYTES).set(body);
-  return out;
+  new Uint8Array(out, FRAME_HEADER_BYTES, body.byteLength).set(body);
+  return new Uint8Array(out, 0, length);
 }
 
 /** Why a frame was refused: a closed set, so counters keyed by it stay bounded whatever a sender sends. */
