@@ -26,10 +26,6 @@ export const CHROMIUM_FLAGS: readonly string[] = [
   // spare renderer warm for the next navigation: ≈ 30–70 MiB of PSS that serves no recorder (measured with
   // SystemInfo.getProcessInfo; puppeteer merges this list with its own --disable-features).
   '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,SpareRendererForSitePerProcess',
-  // The network service in the browser process, not a process of its own: ≈ 12 MiB less PSS. Its crash then
-  // takes the browser (every page restarts, by the browser policy) instead of only every socket of every page
-  // (signaling, ICE, the frame sockets), which is a restart of every call all the same.
-  '--enable-features=NetworkServiceInProcess2',
 ];
 
 /**
