@@ -25,6 +25,16 @@ interface OptionSpec {
 export const HEADLESS_SHELL_PATH = '/usr/lib/chromium/chromium-headless-shell';
 export const CHROMIUM_PATH = '/usr/lib/chromium/chromium';
 
+/** The agent's Chromium when --chromium-path is not given. */
+export function defaultChromiumPath(headed: boolean): string {
+  return headed ? CHROMIUM_PATH : HEADLESS_SHELL_PATH;
+}
+
+/** The Chromium the agent would run (CHROMIUM_PATH, or the default): for scripts and tests that start it themselves. */
+export function agentChromiumPath(headed = false): string {
+  return process.env.CHROMIUM_PATH ?? defaultChromiumPath(headed);
+}
+
 const OPTIONS = {
   channel: {
     flag: 'channel',
@@ -350,7 +360,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, now 
     channels: Object.freeze(channels),
     channelPerUnit: channels.length > 1 || rest.channelsFile !== undefined,
     clientId: clientId ?? `viewer-${now.getTime()}`,
-    chromiumPath: rest.chromiumPath ?? (rest.headed ? CHROMIUM_PATH : HEADLESS_SHELL_PATH),
+    chromiumPath: rest.chromiumPath ?? defaultChromiumPath(rest.headed),
   });
 }
 

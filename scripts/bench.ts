@@ -20,7 +20,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateSignalingChannelCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video';
-import { HEADLESS_SHELL_PATH } from '../agent/config.js';
+import { agentChromiumPath } from '../agent/config.js';
 import { createLogger } from '../agent/log.js';
 import type { UnitSummary } from '../agent/unit/recordingUnit.js';
 import { DEFAULT_EMULATOR_CREDENTIALS, startEmulator, type Emulator } from '../emulator/server.js';
@@ -44,7 +44,7 @@ import { matchFrames, recordedVideoFrames } from './lib/syncProbe.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 /** The agent's Chromium (its default, or CHROMIUM_PATH, which the agent reads too). */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
+const CHROMIUM = agentChromiumPath();
 const MIB = 1024 * 1024;
 const RESOLUTIONS: Record<'720p30' | '1080p30', [number, number]> = {
   '720p30': [1280, 720],

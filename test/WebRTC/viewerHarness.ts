@@ -7,7 +7,7 @@ import { SignalingPresigner } from '../../agent/aws/presigner.js';
 import { BridgeServer } from '../../agent/bridge/bridgeServer.js';
 import type { PageCounters, PageToAgent, ViewerConfig } from '../../agent/bridge/controlProtocol.js';
 import { CHROMIUM_FLAGS } from '../../agent/browser/viewerBrowser.js';
-import { HEADLESS_SHELL_PATH } from '../../agent/config.js';
+import { agentChromiumPath } from '../../agent/config.js';
 import type { WireFrame } from '../../agent/bridge/wire.js';
 import { createLogger, type Logger } from '../../agent/log.js';
 import {
@@ -31,7 +31,7 @@ export const WEB_ROOT = resolve(import.meta.dirname, '../../dist/web');
 export const CLIENT_ID = 'viewer-page-test';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
 /** The viewer page runs in the agent's own Chromium (the headless shell unless CHROMIUM_PATH says otherwise). */
-const VIEWER_CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
+const VIEWER_CHROMIUM = agentChromiumPath();
 const credentials = () => Promise.resolve({ ...DEFAULT_EMULATOR_CREDENTIALS });
 
 export interface Received<T> {

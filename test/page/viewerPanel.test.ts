@@ -4,7 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { AgentToPage, RecordingStatus } from '../../agent/bridge/controlProtocol.js';
 import { BridgeServer } from '../../agent/bridge/bridgeServer.js';
 import { CHROMIUM_FLAGS } from '../../agent/browser/viewerBrowser.js';
-import { HEADLESS_SHELL_PATH } from '../../agent/config.js';
+import { agentChromiumPath } from '../../agent/config.js';
 import { createLogger } from '../../agent/log.js';
 
 /**
@@ -14,7 +14,7 @@ import { createLogger } from '../../agent/log.js';
  */
 const WEB_ROOT = resolve(import.meta.dirname, '../../dist/web');
 /** The agent's Chromium. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
+const CHROMIUM = agentChromiumPath();
 const logger = createLogger({ level: 'silent' });
 
 let browser: Browser;

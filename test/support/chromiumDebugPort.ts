@@ -1,7 +1,7 @@
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { CHROMIUM_PATH, HEADLESS_SHELL_PATH } from '../../agent/config.js';
+import { agentChromiumPath } from '../../agent/config.js';
 
 /**
  * The agent's Chromium has no debugging port (a pipe only). A test starts it through this wrapper, which
@@ -13,7 +13,7 @@ export async function chromiumWithDebugPort(
   dir: string,
   options: { headed?: boolean } = {},
 ): Promise<{ path: string; port: () => Promise<number> }> {
-  const chromium = process.env.CHROMIUM_PATH ?? (options.headed ? CHROMIUM_PATH : HEADLESS_SHELL_PATH);
+  const chromium = agentChromiumPath(options.headed);
   const path = join(dir, 'chromium-with-debug-port.sh');
   const note = join(dir, 'user-data-dir');
   await writeFile(

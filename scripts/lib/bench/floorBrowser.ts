@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { CHROMIUM_FLAGS } from '../../../agent/browser/viewerBrowser.js';
-import { HEADLESS_SHELL_PATH } from '../../../agent/config.js';
+import { agentChromiumPath } from '../../../agent/config.js';
 import type { FloorChannelState } from '../../../WebRTC/floorState.js';
 import { serveStatic } from '../staticServer.js';
 
@@ -38,7 +38,7 @@ export async function launchFloor(options: {
   };
   try {
     browser = await puppeteer.launch({
-      executablePath: options.executablePath ?? process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH,
+      executablePath: options.executablePath ?? agentChromiumPath(),
       headless: true,
       userDataDir,
       args: [...CHROMIUM_FLAGS],

@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { HEADLESS_SHELL_PATH } from '../../../agent/config.js';
+import { agentChromiumPath } from '../../../agent/config.js';
 import { createLogger } from '../../../agent/log.js';
 import { startDemoStack, type DemoStack } from '../../../scripts/lib/demoStack.js';
 import {
@@ -30,7 +30,7 @@ test.describe.configure({ mode: 'serial' });
 
 const logger = createLogger({ level: 'warn' });
 /** The agent's Chromium. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? HEADLESS_SHELL_PATH;
+const CHROMIUM = agentChromiumPath();
 /**
  * Bounds of the recovery table. The machine is shared with other Chromium tests: a Chromium launch alone has
  * taken 13 s under that load, so asserts add a generous margin and every test prints what it measured.
